@@ -1,0 +1,41 @@
+//===- MoEBase.td - The moe dialect and its attributes -----*- tablegen -*-===//
+#ifndef MOE_DIALECT_MOE_IR_MOEBASE_TD
+#define MOE_DIALECT_MOE_IR_MOEBASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def MoE_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Mixture-of-experts layers on buffers, with exact memory effects";
+  let description = [{
+    The `moe` dialect expresses the ops of a mixture-of-experts layer (router
+    gate, top-k routing, routed experts, shared experts, combine) on memrefs.
+    Every op declares which operands it reads and which it writes, and reports
+    the transient workspace it needs while it runs, so that scheduling and
+    memory planning can reason about buffer lifetimes exactly.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+  let hasOperationAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Unit attribute on a function: the shared experts are fused into the
+    /// single-batch-overlap path, so they must not be moved.
+    static constexpr ::llvm::StringLiteral getFuseSharedExpertsInsideSboAttrName() {
+      return ::llvm::StringLiteral("moe.fuse_shared_experts_inside_sbo");
+    }
+  }];
+}
+
+def MoE_ScoringFunc : I32EnumAttr<"ScoringFunc",
+    "how router logits become expert scores", [
+      I32EnumAttrCase<"softmax", 0>,
+      I32EnumAttrCase<"sigmoid", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+}
+
+class MoE_Op<string mnemonic, list<Trait> traits = []>
+    : Op<MoE_Dialect, mnemonic, traits>;
+
+#endif // MOE_DIALECT_MOE_IR_MOEBASE_TD

@@ -1,0 +1,37 @@
+//===- MoEOps.h - Operations of the moe dialect -----------------*- C++ -*-===//
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_H
+#define MOE_DIALECT_MOE_IR_MOEOPS_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Support/LinearSize.h"
+
+#include "moe/Dialect/MoE/IR/MoEEnums.h.inc"
+#include "moe/Dialect/MoE/IR/MoEInterfaces.h.inc"
+
+#define GET_OP_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOps.h.inc"
+
+namespace mlir {
+namespace moe {
+
+/// Bytes of one element of a moe buffer (bf16/f16: 2, f32/i32: 4).
+int64_t getElementBytes(Type elementType);
+
+/// The size of a memref in bytes, linear in its dynamic dimension: a memref
+/// with one dynamic dimension (the token count) is `perToken * T`. Fails for
+/// memrefs with more than one dynamic dimension or non-integer/float elements.
+FailureOr<LinearSize> getMemRefSize(MemRefType type);
+
+/// The buffer a memref value is a view of: follows view-like ops
+/// (memref.subview, memref.cast, ...) to their source.
+Value getUnderlyingBuffer(Value memref);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_H

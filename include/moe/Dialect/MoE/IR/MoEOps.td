@@ -1,0 +1,224 @@
+//===- MoEOps.td - Operations of the moe dialect -----------*- tablegen -*-===//
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_TD
+#define MOE_DIALECT_MOE_IR_MOEOPS_TD
+
+include "moe/Dialect/MoE/IR/MoEBase.td"
+include "moe/Dialect/MoE/IR/MoEInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def MoE_FloatMemRef : MemRefRankOf<[BF16, F16, F32], [2]>;
+def MoE_FloatMemRef3D : MemRefRankOf<[BF16, F16, F32], [3]>;
+def MoE_F32MemRef2D : MemRefRankOf<[F32], [2]>;
+def MoE_F32MemRef1D : MemRefRankOf<[F32], [1]>;
+def MoE_I32MemRef2D : MemRefRankOf<[I32], [2]>;
+
+//===----------------------------------------------------------------------===//
+// moe.gate
+//===----------------------------------------------------------------------===//
+
+def MoE_GateOp : MoE_Op<"gate"> {
+  let summary = "router linear layer: fp32 logits = hidden x gate_weight^T";
+  let description = [{
+    Computes the router logits of every token: `logits[t, e] = sum_h
+    hidden[t, h] * gate_weight[e, h]`, accumulated and stored in f32.
+
+    Shapes: `hidden` is `T x H`, `gate_weight` is `E x H`, `logits` is `T x E`.
+    Reads `hidden` and `gate_weight`, writes `logits`. Workspace: none.
+
+    ```mlir
+    moe.gate ins(%x, %wg : memref<?x7168xbf16>, memref<256x7168xbf16>)
+             outs(%logits : memref<?x256xf32>)
+    ```
+  }];
+  let arguments = (ins
+    Arg<MoE_FloatMemRef, "tokens (T x H)", [MemRead]>:$hidden,
+    Arg<MoE_FloatMemRef, "router weight (E x H)", [MemRead]>:$gate_weight,
+    Arg<MoE_F32MemRef2D, "logits (T x E)", [MemWrite]>:$logits);
+  let assemblyFormat = [{
+    `ins` `(` $hidden `,` $gate_weight `:` type($hidden) `,` type($gate_weight) `)`
+    `outs` `(` $logits `:` type($logits) `)` attr-dict
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// moe.topk
+//===----------------------------------------------------------------------===//
+
+def MoE_TopKOp : MoE_Op<"topk"> {
+  let summary = "top-k expert selection with softmax or sigmoid scoring";
+  let description = [{
+    Selects `k` experts per token from the router logits and their weights.
+
+    * `softmax`: scores are the softmax of the logits over the experts.
+    * `sigmoid`: scores are `sigmoid(logits)`; with a `bias` (DeepSeek-V3's
+      correction bias, "noaux_tc") the bias is added for *selection* only.
+    * Grouped selection (`n_group` > 1): the experts form `n_group` equal
+      groups; a group's score is the sum of its two best (biased) scores for
+      sigmoid scoring, its best score for softmax; only experts of the best
+      `topk_group` groups can be selected.
+    * The weights are the unbiased scores of the selected experts; with
+      `renormalize` they are divided by their sum; finally they are multiplied
+      by `routed_scaling_factor`.
+    * Ties go to the lower expert index, so selection is deterministic.
+
+    Shapes: `logits` is `T x E` (f32), `bias` is `E` (f32), `topk_ids` is `T x k`
+    (i32), `topk_weights` is `T x k` (f32). Reads `logits` and `bias`, writes
+    `topk_ids` and `topk_weights`. Workspace: none.
+
+    ```mlir
+    moe.topk sigmoid ins(%logits : memref<?x256xf32>) bias(%b : memref<256xf32>)
+             outs(%ids, %w : memref<?x8xi32>, memref<?x8xf32>)
+             {k = 8 : i64, n_group = 8 : i64, topk_group = 4 : i64, renormalize,
+              routed_scaling_factor = 2.5 : f32}
+    ```
+  }];
+  let arguments = (ins
+    Arg<MoE_F32MemRef2D, "router logits (T x E)", [MemRead]>:$logits,
+    Arg<Optional<MoE_F32MemRef1D>, "selection bias (E)", [MemRead]>:$bias,
+    Arg<MoE_I32MemRef2D, "selected experts (T x k)", [MemWrite]>:$topk_ids,
+    Arg<MoE_F32MemRef2D, "their weights (T x k)", [MemWrite]>:$topk_weights,
+    MoE_ScoringFunc:$scoring,
+    ConfinedAttr<I64Attr, [IntPositive]>:$k,
+    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>, "1">:$n_group,
+    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>, "1">:$topk_group,
+    UnitAttr:$renormalize,
+    DefaultValuedAttr<F32Attr, "1.0f">:$routed_scaling_factor);
+  let assemblyFormat = [{
+    $scoring `ins` `(` $logits `:` type($logits) `)`
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
+    `outs` `(` $topk_ids `,` $topk_weights `:` type($topk_ids) `,` type($topk_weights) `)`
+    attr-dict
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// moe.routed_experts
+//===----------------------------------------------------------------------===//
+
+def MoE_RoutedExpertsOp : MoE_Op<"routed_experts", [
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
+    DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>]> {
+  let summary = "the routed experts: per-token weighted sum of k expert MLPs";
+  let description = [{
+    For every token `t` and slot `j < k`, with `e = topk_ids[t, j]`:
+    `y = down_e(SiLU(gate_e(x)) * up_e(x))`, and
+    `output[t] = sum_j topk_weights[t, j] * y`, summed in slot order.
+    `w13[e]` stacks the gate rows (first `I`) above the up rows (next `I`);
+    `w2[e]` is the down projection.
+
+    Shapes: `hidden` `T x H`, `topk_ids`/`topk_weights` `T x k`, `w13`
+    `E x 2I x H`, `w2` `E x H x I`, `output` `T x H`.
+
+    Effects: reads `hidden`, `topk_ids`, `topk_weights`, `w13`, `w2`; writes
+    `output`. With `inplace` the op writes its result into `hidden`: `output`
+    must then be the very same value as `hidden`, and the op also writes
+    `hidden`. Without `inplace`, `output` must not be `hidden` (or a view of
+    the same buffer). The verifier enforces both, so the flag cannot lie.
+
+    Workspace (bytes, B bytes per element, C = min(H, 512)):
+    `T*k*(8 + I*B + C*B) + (E+1)*4 + 1024` — routing metadata, the
+    activations of every (token, slot) pair, and one column block of the down
+    projection's partial rows, combined in a fixed order without atomics.
+
+    ```mlir
+    moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x7168xbf16>,
+        memref<?x8xi32>, memref<?x8xf32>, memref<256x1024x7168xbf16>,
+        memref<256x7168x512xbf16>) outs(%out : memref<?x7168xbf16>)
+    ```
+  }];
+  let arguments = (ins
+    MoE_FloatMemRef:$hidden,
+    MoE_I32MemRef2D:$topk_ids,
+    MoE_F32MemRef2D:$topk_weights,
+    MoE_FloatMemRef3D:$w13,
+    MoE_FloatMemRef3D:$w2,
+    MoE_FloatMemRef:$output,
+    UnitAttr:$inplace);
+  let assemblyFormat = [{
+    (`inplace` $inplace^)?
+    `ins` `(` $hidden `,` $topk_ids `,` $topk_weights `,` $w13 `,` $w2 `:`
+      type($hidden) `,` type($topk_ids) `,` type($topk_weights) `,`
+      type($w13) `,` type($w2) `)`
+    `outs` `(` $output `:` type($output) `)` attr-dict
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumExperts() { return getW13().getType().getDimSize(0); }
+    int64_t getTopK() { return getTopkIds().getType().getDimSize(1); }
+    int64_t getHiddenSize() { return getHidden().getType().getDimSize(1); }
+    int64_t getIntermediateSize() { return getW2().getType().getDimSize(2); }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.shared_experts
+//===----------------------------------------------------------------------===//
+
+def MoE_SharedExpertsOp : MoE_Op<"shared_experts", [
+    DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>]> {
+  let summary = "the shared-expert MLP applied to every token";
+  let description = [{
+    `output = down(SiLU(gate(hidden)) * up(hidden))`: `w13` stacks the gate
+    rows (first `I`) above the up rows (next `I`), `w2` is the down projection.
+    Several shared experts are one MLP with their intermediate sizes summed.
+
+    Shapes: `hidden` `T x H`, `w13` `2I x H`, `w2` `H x I`, `output` `T x H`.
+    Reads `hidden`, `w13`, `w2`; writes `output`, which must not be `hidden`.
+    Workspace (bytes): `T*I*B + 256`, the activation `SiLU(gate)*up`.
+
+    ```mlir
+    moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x7168xbf16>,
+        memref<1024x7168xbf16>, memref<7168x512xbf16>)
+        outs(%sh : memref<?x7168xbf16>)
+    ```
+  }];
+  let arguments = (ins
+    Arg<MoE_FloatMemRef, "tokens (T x H)", [MemRead]>:$hidden,
+    Arg<MoE_FloatMemRef, "stacked gate/up weights (2I x H)", [MemRead]>:$w13,
+    Arg<MoE_FloatMemRef, "down weights (H x I)", [MemRead]>:$w2,
+    Arg<MoE_FloatMemRef, "result (T x H)", [MemWrite]>:$output);
+  let assemblyFormat = [{
+    `ins` `(` $hidden `,` $w13 `,` $w2 `:` type($hidden) `,` type($w13) `,`
+      type($w2) `)`
+    `outs` `(` $output `:` type($output) `)` attr-dict
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getHiddenSize() { return getHidden().getType().getDimSize(1); }
+    int64_t getIntermediateSize() { return getW2().getType().getDimSize(1); }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// moe.add
+//===----------------------------------------------------------------------===//
+
+def MoE_AddOp : MoE_Op<"add"> {
+  let summary = "combine: output = scale * lhs + rhs";
+  let description = [{
+    Adds the routed result (`lhs`, multiplied by `scale`, default 1) and the
+    shared-expert result (`rhs`), element by element, computing in f32 and
+    rounding once to the output type. All three have the same type; `output`
+    may be `lhs` or `rhs` (an in-place add). Reads `lhs` and `rhs`, writes
+    `output`. Workspace: none.
+
+    ```mlir
+    moe.add ins(%r, %sh : memref<?x7168xbf16>, memref<?x7168xbf16>)
+            outs(%y : memref<?x7168xbf16>)
+    ```
+  }];
+  let arguments = (ins
+    Arg<MoE_FloatMemRef, "routed result", [MemRead]>:$lhs,
+    Arg<MoE_FloatMemRef, "shared-expert result", [MemRead]>:$rhs,
+    Arg<MoE_FloatMemRef, "sum", [MemWrite]>:$output,
+    DefaultValuedAttr<F32Attr, "1.0f">:$scale);
+  let assemblyFormat = [{
+    `ins` `(` $lhs `,` $rhs `:` type($lhs) `,` type($rhs) `)`
+    `outs` `(` $output `:` type($output) `)` attr-dict
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

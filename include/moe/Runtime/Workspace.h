@@ -1,0 +1,84 @@
+/*===- Workspace.h - Transient device memory of each moe op -----*- C -*-===*
+ *
+ * The single source of truth for how many bytes of transient workspace each
+ * moe op needs while it runs. The compiler (WorkspaceOpInterface) and the
+ * runtime backends both call these functions, so the static memory plan and
+ * the allocator's measured peak count the same bytes.
+ *
+ * Symbols: T tokens, H hidden size, E routed experts, K experts per token,
+ * I intermediate size of one expert (per tensor-parallel shard), B bytes per
+ * activation element (2 for bf16/f16, 4 for f32).
+ *
+ * Plain C, no dependencies: usable from C, C++, CUDA and MLIR code.
+ *===----------------------------------------------------------------------===*/
+#ifndef MOE_RUNTIME_WORKSPACE_H
+#define MOE_RUNTIME_WORKSPACE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every workspace buffer is carved at this alignment. */
+#define MOERT_WORKSPACE_ALIGNMENT 256
+
+/* Width (in hidden columns) of one column block of the routed experts' down
+ * projection. The k partial rows of a token are combined in a fixed order one
+ * column block at a time, so the combine needs no atomics and the partial
+ * buffer holds T*K*MOERT_COMBINE_COLUMNS elements instead of T*K*H. */
+#define MOERT_COMBINE_COLUMNS 512
+
+static inline int64_t moert_align_up(int64_t bytes) {
+  return (bytes + MOERT_WORKSPACE_ALIGNMENT - 1) /
+         MOERT_WORKSPACE_ALIGNMENT * MOERT_WORKSPACE_ALIGNMENT;
+}
+
+/* Bytes a workspace of `parts` sub-buffers may lose to aligning each one. */
+#define MOERT_WORKSPACE_SLACK(parts) ((parts) * MOERT_WORKSPACE_ALIGNMENT)
+
+/* A workspace size, linear in the token count: per_token * T + constant.
+ * Keeping it exactly linear lets the compiler compare peaks symbolically when
+ * T is dynamic. A backend takes the whole workspace as one allocation of
+ * moert_linear_eval(size, T) bytes and carves aligned sub-buffers from it. */
+typedef struct moert_linear_size {
+  int64_t per_token;
+  int64_t constant;
+} moert_linear_size;
+
+static inline int64_t moert_linear_eval(moert_linear_size size, int64_t T) {
+  return size.per_token * T + size.constant;
+}
+
+/* Routed experts:
+ *   routing metadata : expert offsets (E+1) int32, the (token, slot) pairs
+ *                      sorted by expert and the inverse permutation, 2*T*K int32
+ *   activations      : SiLU(gate)*up of every (token, slot) pair, T*K*I*B
+ *   down partials    : one column block of every (token, slot) pair, T*K*C*B
+ *                      with C = min(H, MOERT_COMBINE_COLUMNS)
+ * plus the alignment slack of these four sub-buffers. */
+static inline moert_linear_size moert_routed_experts_workspace(
+    int64_t H, int64_t E, int64_t K, int64_t I, int64_t B) {
+  int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
+  moert_linear_size size;
+  size.per_token = K * (2 * 4 + I * B + C * B);
+  size.constant = (E + 1) * 4 + MOERT_WORKSPACE_SLACK(4);
+  return size;
+}
+
+/* Shared-expert MLP: the activation SiLU(gate)*up, T*I*B, and its slack. */
+static inline moert_linear_size moert_shared_experts_workspace(int64_t I,
+                                                               int64_t B) {
+  moert_linear_size size;
+  size.per_token = I * B;
+  size.constant = MOERT_WORKSPACE_SLACK(1);
+  return size;
+}
+
+/* moe.gate, moe.topk and moe.add need no workspace. */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOE_RUNTIME_WORKSPACE_H */
