@@ -21,13 +21,37 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                                    NamedAttribute attr) {
   if (attr.getName() == getFuseSharedExpertsInsideSboAttrName()) {
     if (!isa<UnitAttr>(attr.getValue()))
-      return op->emitError() << "'" << attr.getName()
+      return op->emitError() << "'" << attr.getName().getValue()
                              << "' must be a unit attribute";
     if (!isa<FunctionOpInterface>(op))
-      return op->emitError() << "'" << attr.getName()
+      return op->emitError() << "'" << attr.getName().getValue()
                              << "' is only valid on a function";
     return success();
   }
-  return op->emitError() << "unknown moe dialect attribute '" << attr.getName()
+  return op->emitError() << "unknown moe dialect attribute '" << attr.getName().getValue()
                          << "'";
+}
+
+LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
+                                                   unsigned regionIndex,
+                                                   unsigned argIndex,
+                                                   NamedAttribute attr) {
+  if (attr.getName() == getRoleAttrName()) {
+    auto role = dyn_cast<StringAttr>(attr.getValue());
+    if (!role || !llvm::is_contained(ArrayRef<StringRef>{"input", "weight",
+                                                          "output"},
+                                      role.getValue()))
+      return op->emitError()
+             << "'" << attr.getName().getValue() << "' of argument #" << argIndex
+             << " must be one of \"input\", \"weight\", \"output\"";
+    return success();
+  }
+  if (attr.getName() == getNameAttrName()) {
+    if (!isa<StringAttr>(attr.getValue()))
+      return op->emitError() << "'" << attr.getName().getValue() << "' of argument #"
+                             << argIndex << " must be a string";
+    return success();
+  }
+  return op->emitError() << "unknown moe dialect argument attribute '"
+                         << attr.getName().getValue() << "'";
 }

@@ -18,7 +18,18 @@ def MoE_Dialect : Dialect {
   }];
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
   let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
   let extraClassDeclaration = [{
+    /// String attribute on a function argument: "input", "weight" or "output".
+    /// Runners use it to know which buffers to fill and which to read back.
+    static constexpr ::llvm::StringLiteral getRoleAttrName() {
+      return ::llvm::StringLiteral("moe.role");
+    }
+    /// String attribute on a function argument: the tensor's name (for
+    /// example "layers.0.mlp.experts.w13").
+    static constexpr ::llvm::StringLiteral getNameAttrName() {
+      return ::llvm::StringLiteral("moe.name");
+    }
     /// Unit attribute on a function: the shared experts are fused into the
     /// single-batch-overlap path, so they must not be moved.
     static constexpr ::llvm::StringLiteral getFuseSharedExpertsInsideSboAttrName() {
