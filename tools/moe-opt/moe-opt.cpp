@@ -4,7 +4,7 @@
 // dialect and its passes.
 //
 //===----------------------------------------------------------------------===//
-#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/InitMoE.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -18,12 +18,13 @@ void registerTestPasses();
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  mlir::moe::registerAllPasses();
   mlir::moe::test::registerTestPasses();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  registry.insert<mlir::moe::MoEDialect>();
+  mlir::moe::registerAllDialects(registry);
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "MoE-MLIR optimizer driver\n", registry));
 }
