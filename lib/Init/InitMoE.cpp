@@ -1,6 +1,7 @@
 //===- InitMoE.cpp - Register everything MoE-MLIR provides ----------------===//
 #include "moe/InitMoE.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -11,4 +12,4 @@ void mlir::moe::registerAllDialects(DialectRegistry &registry) {
                   memref::MemRefDialect>();
 }
 
-void mlir::moe::registerAllPasses() {}
+void mlir::moe::registerAllPasses() { registerMoEPasses(); }

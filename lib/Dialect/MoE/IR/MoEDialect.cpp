@@ -3,6 +3,7 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 
 using namespace mlir;
@@ -26,6 +27,22 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     if (!isa<FunctionOpInterface>(op))
       return op->emitError() << "'" << attr.getName().getValue()
                              << "' is only valid on a function";
+    return success();
+  }
+  if (attr.getName() == kArenaAttrName) {
+    if (!isa<UnitAttr>(attr.getValue()) || !isa<memref::AllocOp>(op))
+      return op->emitError()
+             << "'moe.arena' must be a unit attribute on a memref.alloc";
+    return success();
+  }
+  if (attr.getName() == kWorkspaceOffsetAttrName) {
+    auto offset = dyn_cast<DenseI64ArrayAttr>(attr.getValue());
+    if (!offset || offset.size() != 2 || offset[0] < 0 || offset[1] < 0)
+      return op->emitError() << "'moe.workspace_offset' must be array<i64: "
+                                "perToken, constant> with non-negative values";
+    if (!isa<WorkspaceOpInterface>(op))
+      return op->emitError()
+             << "'moe.workspace_offset' is only valid on an op with a workspace";
     return success();
   }
   return op->emitError() << "unknown moe dialect attribute '" << attr.getName().getValue()

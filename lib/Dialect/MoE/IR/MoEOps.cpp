@@ -5,6 +5,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -45,6 +47,44 @@ Value mlir::moe::getUnderlyingBuffer(Value memref) {
     memref = view.getViewSource();
   }
   return memref;
+}
+
+/// The function whose entry block defines `value`, if it is an argument.
+static FunctionOpInterface getArgumentFunction(Value value) {
+  auto arg = dyn_cast<BlockArgument>(value);
+  if (!arg)
+    return {};
+  auto func = dyn_cast_or_null<FunctionOpInterface>(arg.getOwner()->getParentOp());
+  if (!func || func.isExternal() || &func.getFunctionBody().front() != arg.getOwner())
+    return {};
+  return func;
+}
+
+bool mlir::moe::isDistinctArgument(Value value) {
+  FunctionOpInterface func = getArgumentFunction(value);
+  if (!func)
+    return false;
+  unsigned index = cast<BlockArgument>(value).getArgNumber();
+  return func.getArgAttr(index, "moe.role") ||
+         func.getArgAttr(index, "llvm.noalias");
+}
+
+static bool isAllocation(Value value) {
+  return isa_and_nonnull<memref::AllocOp, memref::AllocaOp>(value.getDefiningOp());
+}
+
+bool mlir::moe::mayAlias(Value a, Value b) {
+  a = getUnderlyingBuffer(a);
+  b = getUnderlyingBuffer(b);
+  if (a == b)
+    return true;
+  bool argA = static_cast<bool>(getArgumentFunction(a));
+  bool argB = static_cast<bool>(getArgumentFunction(b));
+  if (isAllocation(a) || isAllocation(b))
+    return !(isAllocation(a) || argA) || !(isAllocation(b) || argB);
+  if (argA && argB)
+    return !(isDistinctArgument(a) && isDistinctArgument(b));
+  return true;
 }
 
 namespace {

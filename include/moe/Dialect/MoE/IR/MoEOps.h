@@ -19,6 +19,13 @@
 namespace mlir {
 namespace moe {
 
+/// Attribute of an op whose workspace lives in the function's arena (see
+/// moe-plan-memory): `array<i64: perToken, constant>`, its byte offset.
+inline constexpr llvm::StringLiteral kWorkspaceOffsetAttrName =
+    "moe.workspace_offset";
+/// Unit attribute of the `memref.alloc` of a function's arena.
+inline constexpr llvm::StringLiteral kArenaAttrName = "moe.arena";
+
 /// Bytes of one element of a moe buffer (bf16/f16: 2, f32/i32: 4).
 int64_t getElementBytes(Type elementType);
 
@@ -30,6 +37,16 @@ FailureOr<LinearSize> getMemRefSize(MemRefType type);
 /// The buffer a memref value is a view of: follows view-like ops
 /// (memref.subview, memref.cast, ...) to their source.
 Value getUnderlyingBuffer(Value memref);
+
+/// True for an argument of a function's entry block that is its own buffer:
+/// marked with `moe.role` or `llvm.noalias`.
+bool isDistinctArgument(Value value);
+
+/// Conservative aliasing by underlying buffer: a buffer aliases itself; two
+/// distinct allocations never alias; an allocation never aliases a function
+/// argument; two arguments do not alias when both are distinct arguments;
+/// anything else may alias.
+bool mayAlias(Value a, Value b);
 
 } // namespace moe
 } // namespace mlir

@@ -1,0 +1,139 @@
+//===- Passes.td - Passes of the moe dialect ---------------*- tablegen -*-===//
+#ifndef MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
+#define MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+class MoEMemoryPass<string name, string summaryText> : Pass<name, "ModuleOp"> {
+  let summary = summaryText;
+  list<Option> commonOptions = [
+    Option<"tokenHint", "token-hint", "int64_t", /*default=*/"16384",
+           "Token count at which sizes linear in a dynamic token count are "
+           "compared (ties are broken by growth)">,
+    Option<"reportFile", "report", "std::string", /*default=*/"\"\"",
+           "Write a JSON memory report (per op: live bytes, workspace, "
+           "total, live buffers; the peak before and after) to this file. "
+           "Defaults to --moe-memory-report">,
+    Option<"timelineFile", "timeline", "std::string", /*default=*/"\"\"",
+           "Write an SVG picture of buffer lifetimes over the op sequence, "
+           "peak marked, before and after, to this file. Defaults to "
+           "--moe-memory-timeline">,
+  ];
+  list<Statistic> commonStatistics = [
+    Statistic<"peakBefore", "peak-bytes-before",
+              "Transient peak before the pass, in bytes at the token hint">,
+    Statistic<"peakAfter", "peak-bytes-after",
+              "Transient peak after the pass, in bytes at the token hint">,
+  ];
+}
+
+def MoEDeferSharedExperts : MoEMemoryPass<"moe-defer-shared-experts",
+    "Run shared experts after routed experts that leave their input intact"> {
+  let description = [{
+    sglang's rule (PR #25279) as a compiler decision. A `moe.shared_experts`
+    op that runs before a `moe.routed_experts` op of the same block on the
+    same hidden input moves, with its output allocation, to right after the
+    routed op, so that the routed op's workspace is freed before the shared
+    experts' buffers exist. It moves only when:
+
+    * the routed op does not write the hidden input, decided from its declared
+      memory effects (an `inplace` routed op writes it; the verifier keeps the
+      flag honest), not from a flag;
+    * no op between the two writes an operand of the shared op, reads or
+      writes its output, or has unknown effects;
+    * the function is not marked `moe.fuse_shared_experts_inside_sbo`
+      (sglang's single-batch-overlap path runs the shared experts itself);
+    * the token count is not statically 0.
+
+    Otherwise the IR stays exactly as it was. The computation is unchanged, so
+    results are bit-identical.
+  }];
+  let options = commonOptions;
+  let statistics = !listconcat(commonStatistics, [
+    Statistic<"numDeferred", "deferred", "Shared-expert ops moved">,
+  ]);
+}
+
+def MoESchedulePeakMemory : MoEMemoryPass<"moe-schedule-peak-memory",
+    "Reorder a block's ops for the least peak memory"> {
+  let description = [{
+    Reorders the ops of every block of every function into the legal order of
+    least peak transient memory, for any op that declares memory effects
+    (upstream `linalg` on memrefs and `memref.copy` included).
+
+    Legal orders keep SSA use-def edges and read/write hazards (RAW, WAR,
+    WAW) between values that may alias, derived from MemoryEffectOpInterface:
+    allocations are distinct from everything, function arguments with
+    `moe.role` or `llvm.noalias` are distinct, other arguments may alias one
+    another, any other value may alias anything; ops with unknown effects are
+    barriers; ops with regions move as a whole with their recursive effects.
+
+    Memory follows the alloc-run-free model: a buffer is live from just before
+    its first user to just after its last user; an op's workspace while it
+    runs. Sizes linear in a dynamic token count are compared at `token-hint`.
+
+    The search is exact (dynamic programming over the sets of ops already run,
+    with branch and bound) while the state count stays within `state-budget`;
+    beyond it, the best of greedy least-growth-first, depth-first and
+    breadth-first orders, then local improvement. The result is never worse
+    than the input, keeps the input order as far as possible among orders of
+    equal peak, and is deterministic. Afterwards each `memref.alloc` sits
+    right before the first op that uses its buffer and each `memref.dealloc`
+    right after the last.
+  }];
+  let options = !listconcat(commonOptions, [
+    Option<"stateBudget", "state-budget", "int64_t", /*default=*/"100000",
+           "Largest number of states of the exact search">,
+    Option<"maxExactNodes", "max-exact-ops", "int64_t", /*default=*/"1024",
+           "Segments with more ops than this are scheduled heuristically">,
+  ]);
+  let statistics = !listconcat(commonStatistics, [
+    Statistic<"numBlocks", "blocks", "Blocks scheduled">,
+    Statistic<"numReordered", "reordered", "Blocks whose order changed">,
+    Statistic<"numExact", "exact", "Blocks scheduled by exact search">,
+  ]);
+}
+
+def MoEPlanMemory : MoEMemoryPass<"moe-plan-memory",
+    "Pack a function's buffers and workspaces into one arena"> {
+  let description = [{
+    Gives every buffer of a function's entry block (and every op's workspace)
+    an offset in one arena, by best fit in decreasing size over their
+    lifetimes in the current order, with offsets linear in the token count so
+    the plan holds for every token count. The arena is one `memref.alloc`
+    marked `moe.arena`; each buffer becomes a `memref.view` into it at its
+    offset, and its `memref.dealloc` disappears; ops with a workspace carry
+    `moe.workspace_offset = array<i64: perToken, constant>`. The report gives
+    the arena size against the lower bound (the largest live set, workspaces
+    included).
+
+    Buffers that leave the function (returned, or never freed and used by the
+    terminator) and `memref.alloca` stay as they are. A function whose
+    dynamic sizes do not all use one token-count value is left unchanged.
+  }];
+  let options = commonOptions;
+  let statistics = !listconcat(commonStatistics, [
+    Statistic<"arenaBytes", "arena-bytes", "Arena size in bytes at the token hint">,
+    Statistic<"numPlanned", "planned-buffers", "Buffers placed in the arena">,
+  ]);
+}
+
+def MoEOptimize : MoEMemoryPass<"moe-optimize",
+    "The memory pipeline: defer shared experts, schedule, plan"> {
+  let description = [{
+    Runs moe-defer-shared-experts, moe-schedule-peak-memory and
+    moe-plan-memory in that order, and reports memory before the first and
+    after the last.
+  }];
+  let options = !listconcat(commonOptions, [
+    Option<"stateBudget", "state-budget", "int64_t", /*default=*/"100000",
+           "Largest number of states of the exact search">,
+    Option<"maxExactNodes", "max-exact-ops", "int64_t", /*default=*/"1024",
+           "Segments with more ops than this are scheduled heuristically">,
+    Option<"plan", "plan", "bool", /*default=*/"true",
+           "Pack buffers into one arena (moe-plan-memory)">,
+  ]);
+  let statistics = commonStatistics;
+}
+
+#endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

@@ -1,0 +1,54 @@
+//===- Transforms.h - The moe memory transformations as functions -*- C++ -*-===//
+//
+// The work of the moe passes, callable from C++ pipelines without a pass
+// manager. The passes are thin wrappers that add reports and statistics.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_DIALECT_MOE_TRANSFORMS_TRANSFORMS_H
+#define MOE_DIALECT_MOE_TRANSFORMS_TRANSFORMS_H
+
+#include "moe/Analysis/PeakMemoryScheduler.h"
+
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
+namespace mlir {
+namespace moe {
+
+/// Moves each `moe.shared_experts` op past the non-mutating
+/// `moe.routed_experts` op on the same hidden input where that is legal (see
+/// the pass description). Returns the number of ops moved.
+unsigned deferSharedExperts(FunctionOpInterface func);
+
+/// Reorders `block` for the least peak memory. The block is left unchanged
+/// when its model is invalid (the error is returned) or the input order is
+/// already best.
+FailureOr<PeakMemorySchedule>
+schedulePeakMemory(Block &block, int64_t tokenHint,
+                   const PeakMemorySchedulerOptions &options, std::string &error);
+
+/// One buffer or workspace of a memory plan.
+struct PlannedItem {
+  std::string name;
+  LinearSize offset, size;
+  unsigned firstStep = 0, lastStep = 0;
+  bool isWorkspace = false;
+};
+
+struct MemoryPlan {
+  /// False when the function was left unchanged; `reason` says why.
+  bool applied = false;
+  std::string reason;
+  LinearSize arenaSize;
+  /// The largest live set: no arena can be smaller.
+  LinearSize lowerBound;
+  SmallVector<PlannedItem> items;
+};
+
+/// Packs the buffers and workspaces of `func`'s entry block into one arena.
+MemoryPlan planMemory(FunctionOpInterface func, int64_t tokenHint);
+
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_DIALECT_MOE_TRANSFORMS_TRANSFORMS_H

@@ -1,0 +1,511 @@
+//===- BlockMemoryModel.cpp - Dependences and memory of a block -----------===//
+#include "moe/Analysis/BlockMemoryModel.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+BlockMemoryModel::BlockMemoryModel(Block &block, int64_t tokenHint)
+    : block(&block), tokenHint(tokenHint) {
+  build();
+}
+
+void BlockMemoryModel::build() {
+  classifyOps();
+  if (!isValid())
+    return;
+  collectBufferUses();
+  addHazardEdges();
+  finalizeEdges();
+}
+
+static bool isAllocation(Operation *op) {
+  return isa<memref::AllocOp, memref::AllocaOp>(op);
+}
+
+/// Ops that neither touch memory nor contain regions: scheduling them is free,
+/// so they are placed on demand instead of being searched over.
+static bool isFreeOp(Operation *op) {
+  return op->getNumRegions() == 0 && isMemoryEffectFree(op);
+}
+
+void BlockMemoryModel::classifyOps() {
+  Operation *terminator = nullptr;
+  if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
+    terminator = &block->back();
+
+  // Arguments of the enclosing function are live throughout.
+  for (BlockArgument arg : block->getArguments())
+    if (auto type = dyn_cast<MemRefType>(arg.getType()))
+      if (FailureOr<LinearSize> size = getMemRefSize(type); succeeded(size))
+        argumentBytes += *size;
+
+  for (Operation &op : *block) {
+    if (&op == terminator)
+      continue;
+    if (isAllocation(&op)) {
+      auto type = cast<MemRefType>(op.getResult(0).getType());
+      FailureOr<LinearSize> size = getMemRefSize(type);
+      if (failed(size)) {
+        llvm::raw_string_ostream os(error);
+        os << "cannot size a buffer of type " << type
+           << ": sizes must be linear in one dynamic dimension (the token "
+              "count) and elements must be integers or floats";
+        errorOp = &op;
+        return;
+      }
+      Buffer buffer;
+      buffer.alloc = &op;
+      buffer.size = *size;
+      bufferOfAlloc[&op] = buffers.size();
+      buffers.push_back(buffer);
+      continue;
+    }
+    if (auto dealloc = dyn_cast<memref::DeallocOp>(&op)) {
+      Operation *def = dealloc.getMemref().getDefiningOp();
+      auto it = def ? bufferOfAlloc.find(def) : bufferOfAlloc.end();
+      if (it != bufferOfAlloc.end() && !buffers[it->second].dealloc) {
+        buffers[it->second].dealloc = &op;
+        continue;
+      }
+    }
+    if (isFreeOp(&op)) {
+      freeOps.insert(&op);
+      continue;
+    }
+    Node node;
+    node.op = &op;
+    node.index = nodes.size();
+    // A planned workspace lives in the arena, which is a buffer of its own.
+    if (auto workspace = dyn_cast<WorkspaceOpInterface>(&op);
+        workspace && !op.hasAttr(kWorkspaceOffsetAttrName))
+      node.workspace = workspace.getWorkspaceSize();
+    nodeOf[&op] = node.index;
+    nodes.push_back(std::move(node));
+  }
+}
+
+namespace {
+/// What a value (transitively, through free ops and allocation operands)
+/// needs: the buffers that must exist and the nodes that must have run.
+struct Needs {
+  SmallVector<unsigned, 4> buffers;
+  SmallVector<unsigned, 4> nodes;
+};
+} // namespace
+
+static void appendUnique(SmallVectorImpl<unsigned> &into, ArrayRef<unsigned> from) {
+  into.append(from.begin(), from.end());
+  llvm::sort(into);
+  into.erase(llvm::unique(into), into.end());
+}
+
+void BlockMemoryModel::collectBufferUses() {
+  // Needs of free ops and allocations, memoized: one `memref.dim` can feed
+  // thousands of allocations.
+  DenseMap<Operation *, Needs> memo;
+
+  std::function<void(Value, Operation *, Needs &)> addNeeds =
+      [&](Value value, Operation *user, Needs &needs) {
+        Operation *def = value.getDefiningOp();
+        if (!def || def->getBlock() != block)
+          return; // An argument or a value from an enclosing region.
+        if (user->isAncestor(def))
+          return; // Defined inside the node itself.
+        if (auto it = nodeOf.find(def); it != nodeOf.end()) {
+          needs.nodes.push_back(it->second);
+          // A node that returns a memref may return a view of what it uses:
+          // its users need those buffers alive too.
+          if (llvm::any_of(def->getResultTypes(), llvm::IsaPred<BaseMemRefType>))
+            needs.buffers.append(nodes[it->second].buffers.begin(),
+                                 nodes[it->second].buffers.end());
+          return;
+        }
+        auto memoIt = memo.find(def);
+        if (memoIt == memo.end()) {
+          Needs defNeeds;
+          if (auto it = bufferOfAlloc.find(def); it != bufferOfAlloc.end())
+            defNeeds.buffers.push_back(it->second);
+          for (Value operand : def->getOperands())
+            addNeeds(operand, def, defNeeds);
+          appendUnique(defNeeds.buffers, {});
+          appendUnique(defNeeds.nodes, {});
+          memoIt = memo.try_emplace(def, std::move(defNeeds)).first;
+        }
+        needs.buffers.append(memoIt->second.buffers.begin(),
+                             memoIt->second.buffers.end());
+        needs.nodes.append(memoIt->second.nodes.begin(),
+                           memoIt->second.nodes.end());
+      };
+
+  for (Node &node : nodes) {
+    Needs needs;
+    node.op->walk([&](Operation *nested) {
+      for (Value operand : nested->getOperands())
+        addNeeds(operand, node.op, needs);
+    });
+    appendUnique(needs.buffers, {});
+    appendUnique(needs.nodes, {});
+    node.buffers = needs.buffers;
+    for (unsigned pred : needs.nodes)
+      addEdge(pred, node.index);
+  }
+
+  // An op with unknown effects may reach any buffer through memory we cannot
+  // see: it keeps every buffer that is allocated and not yet freed around it
+  // (in the input order) alive.
+  DenseMap<Operation *, unsigned> position;
+  unsigned pos = 0;
+  for (Operation &op : *block)
+    position[&op] = pos++;
+  for (Node &node : nodes) {
+    if (getEffectsRecursively(node.op))
+      continue;
+    node.unknownEffects = true;
+    unsigned at = position[node.op];
+    for (auto [index, buffer] : llvm::enumerate(buffers))
+      if (position[buffer.alloc] < at &&
+          (!buffer.dealloc || position[buffer.dealloc] > at))
+        node.buffers.push_back(index);
+    appendUnique(node.buffers, {});
+  }
+
+  for (Node &node : nodes)
+    for (unsigned b : node.buffers)
+      buffers[b].users.push_back(node.index);
+}
+
+namespace {
+/// The alias class of an accessed value: buffers of the block are distinct
+/// from everything; function arguments marked distinct (`moe.role` or
+/// `llvm.noalias`) are distinct; other arguments may alias one another; any
+/// other value may alias anything.
+struct AliasClasses {
+  static constexpr int kUniversal = -1;
+  DenseMap<Value, int> classOf;
+  int next = 0;
+  int sharedArguments = -2;
+
+  int get(Value root, Block *block, const DenseMap<Operation *, unsigned> &bufferOfAlloc) {
+    if (auto it = classOf.find(root); it != classOf.end())
+      return it->second;
+    int cls = kUniversal;
+    if (Operation *def = root.getDefiningOp()) {
+      if (bufferOfAlloc.count(def))
+        cls = next++;
+    } else if (auto arg = dyn_cast<BlockArgument>(root);
+               arg && arg.getOwner() == block) {
+      bool distinct = false;
+      if (auto func = dyn_cast_or_null<FunctionOpInterface>(block->getParentOp()))
+        if (&func.getFunctionBody().front() == block)
+          distinct = func.getArgAttr(arg.getArgNumber(), "moe.role") ||
+                     func.getArgAttr(arg.getArgNumber(), "llvm.noalias");
+      if (distinct) {
+        cls = next++;
+      } else {
+        if (sharedArguments == -2)
+          sharedArguments = next++;
+        cls = sharedArguments;
+      }
+    }
+    classOf[root] = cls;
+    return cls;
+  }
+};
+
+struct AccessState {
+  int lastWriter = -1;
+  SmallVector<unsigned, 4> readers;
+};
+} // namespace
+
+/// Follows view-like ops (and only those) to the value they view.
+static Value getAccessRoot(Value value) {
+  while (Operation *def = value.getDefiningOp()) {
+    auto view = dyn_cast<ViewLikeOpInterface>(def);
+    if (!view || view.getViewDest() != value)
+      break;
+    value = view.getViewSource();
+  }
+  return value;
+}
+
+void BlockMemoryModel::addHazardEdges() {
+  AliasClasses classes;
+  DenseMap<int, AccessState> state; // by alias class
+  AccessState universal;
+
+  auto edgeFrom = [&](int from, unsigned to) {
+    if (from >= 0)
+      addEdge(from, to);
+  };
+  auto read = [&](int cls, unsigned node) {
+    edgeFrom(universal.lastWriter, node);
+    if (cls == AliasClasses::kUniversal) {
+      for (auto &entry : state)
+        edgeFrom(entry.second.lastWriter, node);
+      universal.readers.push_back(node);
+      return;
+    }
+    AccessState &s = state[cls];
+    edgeFrom(s.lastWriter, node);
+    s.readers.push_back(node);
+  };
+  auto write = [&](int cls, unsigned node) {
+    edgeFrom(universal.lastWriter, node);
+    for (unsigned r : universal.readers)
+      addEdge(r, node);
+    if (cls == AliasClasses::kUniversal) {
+      for (auto &entry : state) {
+        edgeFrom(entry.second.lastWriter, node);
+        for (unsigned r : entry.second.readers)
+          addEdge(r, node);
+      }
+      state.clear();
+      universal.readers.clear();
+      universal.lastWriter = node;
+      return;
+    }
+    AccessState &s = state[cls];
+    edgeFrom(s.lastWriter, node);
+    for (unsigned r : s.readers)
+      addEdge(r, node);
+    s.readers.clear();
+    s.lastWriter = node;
+  };
+
+  for (Node &node : nodes) {
+    if (node.unknownEffects) {
+      write(AliasClasses::kUniversal, node.index);
+      continue;
+    }
+    std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
+        getEffectsRecursively(node.op);
+    SmallVector<int, 4> reads, writes;
+    for (const MemoryEffects::EffectInstance &effect : *effects) {
+      if (isa<MemoryEffects::Allocate>(effect.getEffect()))
+        continue; // Fresh memory conflicts with nothing.
+      // An effect without a value may touch anything.
+      int cls = AliasClasses::kUniversal;
+      if (Value value = effect.getValue()) {
+        Value root = getAccessRoot(value);
+        Operation *scope = root.getDefiningOp();
+        if (!scope)
+          scope = root.getParentBlock()->getParentOp();
+        if (node.op->isAncestor(scope))
+          continue; // Memory local to the op (its results or nested values).
+        cls = classes.get(root, block, bufferOfAlloc);
+      }
+      if (isa<MemoryEffects::Read>(effect.getEffect()))
+        reads.push_back(cls);
+      else
+        writes.push_back(cls); // Write and Free.
+    }
+    for (int cls : reads)
+      read(cls, node.index);
+    for (int cls : writes)
+      write(cls, node.index);
+  }
+}
+
+void BlockMemoryModel::addEdge(unsigned from, unsigned to) {
+  if (from == to)
+    return;
+  assert(from < to && "edges follow the input order");
+  rawEdges.emplace_back(from, to);
+}
+
+void BlockMemoryModel::finalizeEdges() {
+  llvm::sort(rawEdges);
+  rawEdges.erase(llvm::unique(rawEdges), rawEdges.end());
+  for (auto [from, to] : rawEdges) {
+    nodes[from].succs.push_back(to);
+    nodes[to].preds.push_back(from);
+  }
+  numEdges = rawEdges.size();
+  rawEdges.clear();
+
+}
+
+SmallVector<unsigned> BlockMemoryModel::getInputOrder() const {
+  return llvm::to_vector(llvm::seq<unsigned>(0, nodes.size()));
+}
+
+bool BlockMemoryModel::isLegalOrder(ArrayRef<unsigned> order) const {
+  if (order.size() != nodes.size())
+    return false;
+  SmallVector<int> position(nodes.size(), -1);
+  for (auto [pos, node] : llvm::enumerate(order)) {
+    if (node >= nodes.size() || position[node] != -1)
+      return false;
+    position[node] = pos;
+  }
+  for (const Node &node : nodes)
+    for (unsigned succ : node.succs)
+      if (position[node.index] > position[succ])
+        return false;
+  return true;
+}
+
+BlockMemoryModel::Simulation
+BlockMemoryModel::simulate(ArrayRef<unsigned> order, bool recordBuffers) const {
+  Simulation sim;
+  SmallVector<unsigned> remaining;
+  remaining.reserve(buffers.size());
+  for (const Buffer &b : buffers)
+    remaining.push_back(b.users.size());
+  SmallVector<bool> started(buffers.size(), false);
+  SmallVector<unsigned> live; // for recordBuffers
+  LinearSize liveBytes;
+  bool first = true;
+  for (unsigned nodeIndex : order) {
+    const Node &node = nodes[nodeIndex];
+    Step step;
+    step.node = nodeIndex;
+    step.liveBefore = liveBytes;
+    for (unsigned b : node.buffers) {
+      if (started[b])
+        continue;
+      started[b] = true;
+      liveBytes += buffers[b].size;
+      if (recordBuffers)
+        live.push_back(b);
+    }
+    step.during = liveBytes + node.workspace;
+    if (recordBuffers) {
+      step.liveBuffers.assign(live.begin(), live.end());
+      llvm::sort(step.liveBuffers);
+    }
+    if (first || less(sim.peak, step.during)) {
+      sim.peak = step.during;
+      sim.peakStep = sim.steps.size();
+    }
+    if (first || less(sim.largestLiveSet, liveBytes))
+      sim.largestLiveSet = liveBytes;
+    first = false;
+    for (unsigned b : node.buffers) {
+      if (--remaining[b] == 0 && buffers[b].dealloc) {
+        liveBytes -= buffers[b].size;
+        if (recordBuffers)
+          llvm::erase(live, b);
+      }
+    }
+    sim.steps.push_back(std::move(step));
+  }
+  return sim;
+}
+
+LinearSize BlockMemoryModel::peakOf(ArrayRef<unsigned> order) const {
+  SmallVector<unsigned> remaining;
+  remaining.reserve(buffers.size());
+  for (const Buffer &b : buffers)
+    remaining.push_back(b.users.size());
+  SmallVector<bool> started(buffers.size(), false);
+  LinearSize live, peak;
+  for (unsigned nodeIndex : order) {
+    const Node &node = nodes[nodeIndex];
+    for (unsigned b : node.buffers)
+      if (!started[b]) {
+        started[b] = true;
+        live += buffers[b].size;
+      }
+    peak = max(peak, live + node.workspace);
+    for (unsigned b : node.buffers)
+      if (--remaining[b] == 0 && buffers[b].dealloc)
+        live -= buffers[b].size;
+  }
+  return peak;
+}
+
+void BlockMemoryModel::applyOrder(ArrayRef<unsigned> order) {
+  assert(isLegalOrder(order) && "applying an illegal order");
+  Operation *terminator = nullptr;
+  if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
+    terminator = &block->back();
+
+  SmallVector<Operation *> sequence;
+  llvm::SmallPtrSet<Operation *, 32> placed;
+  // Places the free ops and allocations `op` needs, operands first.
+  std::function<void(Operation *)> placeNeeds = [&](Operation *op) {
+    op->walk([&](Operation *nested) {
+      for (Value operand : nested->getOperands()) {
+        Operation *def = operand.getDefiningOp();
+        if (!def || def->getBlock() != block || op->isAncestor(def) ||
+            placed.count(def) || nodeOf.count(def))
+          continue;
+        placeNeeds(def);
+        placed.insert(def);
+        sequence.push_back(def);
+      }
+    });
+  };
+
+  SmallVector<unsigned> remaining;
+  for (const Buffer &b : buffers)
+    remaining.push_back(b.users.size());
+  for (unsigned nodeIndex : order) {
+    const Node &node = nodes[nodeIndex];
+    // Allocations the node needs only through its effects on them (not via
+    // operands) do not exist: every buffer use is an operand use.
+    placeNeeds(node.op);
+    for (unsigned b : node.buffers)
+      if (!placed.count(buffers[b].alloc)) {
+        placeNeeds(buffers[b].alloc);
+        placed.insert(buffers[b].alloc);
+        sequence.push_back(buffers[b].alloc);
+      }
+    placed.insert(node.op);
+    sequence.push_back(node.op);
+    for (unsigned b : node.buffers)
+      if (--remaining[b] == 0 && buffers[b].dealloc) {
+        placed.insert(buffers[b].dealloc);
+        sequence.push_back(buffers[b].dealloc);
+      }
+  }
+  // What no node needed keeps its relative order, at the end.
+  for (Operation &op : *block) {
+    if (&op == terminator || placed.count(&op))
+      continue;
+    placeNeeds(&op);
+    placed.insert(&op);
+    sequence.push_back(&op);
+  }
+  for (Operation *op : sequence) {
+    if (terminator)
+      op->moveBefore(terminator);
+    else
+      op->moveBefore(block, block->end());
+  }
+  // Node indices follow the new order from now on.
+  SmallVector<unsigned> newIndex(nodes.size());
+  for (auto [pos, nodeIndex] : llvm::enumerate(order))
+    newIndex[nodeIndex] = pos;
+  SmallVector<Node> reordered(nodes.size());
+  for (Node &node : nodes) {
+    Node moved = std::move(node);
+    unsigned at = newIndex[moved.index];
+    moved.index = at;
+    for (unsigned &p : moved.preds)
+      p = newIndex[p];
+    for (unsigned &s : moved.succs)
+      s = newIndex[s];
+    llvm::sort(moved.preds);
+    llvm::sort(moved.succs);
+    reordered[at] = std::move(moved);
+  }
+  nodes = std::move(reordered);
+  for (Node &node : nodes)
+    nodeOf[node.op] = node.index;
+  for (Buffer &buffer : buffers) {
+    for (unsigned &u : buffer.users)
+      u = newIndex[u];
+    llvm::sort(buffer.users);
+  }
+}

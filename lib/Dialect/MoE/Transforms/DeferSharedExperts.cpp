@@ -1,0 +1,122 @@
+//===- DeferSharedExperts.cpp - sglang's deferral as a compiler rule ------===//
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Transforms.h"
+#include "MemoryReport.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEDEFERSHAREDEXPERTS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// True if `op` may write memory that `value` views. Ops with unknown effects
+/// may write anything.
+static bool mayWrite(Operation *op, Value value) {
+  std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
+      getEffectsRecursively(op);
+  if (!effects)
+    return true;
+  for (const MemoryEffects::EffectInstance &effect : *effects) {
+    if (!isa<MemoryEffects::Write, MemoryEffects::Free>(effect.getEffect()))
+      continue;
+    Value written = effect.getValue();
+    if (!written || mayAlias(written, value))
+      return true;
+  }
+  return false;
+}
+
+/// True if `op` (or an op nested in it) uses a value that views `buffer`.
+static bool usesBuffer(Operation *op, Value buffer) {
+  bool uses = false;
+  op->walk([&](Operation *nested) {
+    for (Value operand : nested->getOperands())
+      if (getUnderlyingBuffer(operand) == buffer)
+        uses = true;
+  });
+  return uses;
+}
+
+/// Why `shared` cannot move past `routed`, or null if it can.
+static const char *whyNotDeferrable(SharedExpertsOp shared,
+                                    RoutedExpertsOp routed) {
+  auto tokens = shared.getHidden().getType().getDimSize(0);
+  if (tokens == 0)
+    return "the token count is statically 0";
+  if (mayWrite(routed, shared.getHidden()))
+    return "the routed experts write the hidden input";
+  Value output = getUnderlyingBuffer(shared.getOutput());
+  if (usesBuffer(routed, output))
+    return "the routed experts use the shared experts' output";
+  for (Operation *op = shared->getNextNode(); op != routed.getOperation();
+       op = op->getNextNode()) {
+    if (isa<memref::DeallocOp>(op) &&
+        getUnderlyingBuffer(op->getOperand(0)) != output)
+      continue; // Freeing another buffer: harmless to cross.
+    if (usesBuffer(op, output))
+      return "an op in between uses the shared experts' output";
+    for (Value operand : shared->getOperands())
+      if (operand != shared.getOutput() && mayWrite(op, operand))
+        return "an op in between may write an input of the shared experts";
+    for (Value operand : op->getOperands())
+      if (Operation *def = operand.getDefiningOp(); def == shared.getOperation())
+        return "an op in between uses a result of the shared experts";
+  }
+  return nullptr;
+}
+
+unsigned mlir::moe::deferSharedExperts(FunctionOpInterface func) {
+  if (func->hasAttr(MoEDialect::getFuseSharedExpertsInsideSboAttrName()))
+    return 0;
+  unsigned moved = 0;
+  SmallVector<SharedExpertsOp> candidates;
+  func->walk([&](SharedExpertsOp op) { candidates.push_back(op); });
+  for (SharedExpertsOp shared : candidates) {
+    // The first routed op after it in its block on the same hidden input.
+    RoutedExpertsOp routed;
+    for (Operation *op = shared->getNextNode(); op; op = op->getNextNode())
+      if (auto r = dyn_cast<RoutedExpertsOp>(op);
+          r && r.getHidden() == shared.getHidden()) {
+        routed = r;
+        break;
+      }
+    if (!routed || whyNotDeferrable(shared, routed))
+      continue;
+    shared->moveAfter(routed);
+    // Its output buffer is allocated just before it now.
+    if (auto alloc = shared.getOutput().getDefiningOp<memref::AllocOp>();
+        alloc && alloc->getBlock() == shared->getBlock() &&
+        alloc->isBeforeInBlock(routed))
+      alloc->moveBefore(shared);
+    ++moved;
+  }
+  return moved;
+}
+
+namespace {
+struct DeferSharedExpertsPass
+    : public moe::impl::MoEDeferSharedExpertsBase<DeferSharedExpertsPass> {
+  using MoEDeferSharedExpertsBase::MoEDeferSharedExpertsBase;
+  void runOnOperation() override {
+    MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
+                            getArgument());
+    getOperation()->walk([&](FunctionOpInterface func) {
+      if (func.isExternal())
+        return;
+      reporter.before(func);
+      numDeferred += deferSharedExperts(func);
+      reporter.after(func);
+    });
+    peakBefore = reporter.totalPeakBefore();
+    peakAfter = reporter.totalPeakAfter();
+    if (failed(reporter.write()))
+      signalPassFailure();
+  }
+};
+} // namespace

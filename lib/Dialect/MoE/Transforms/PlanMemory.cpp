@@ -1,0 +1,312 @@
+//===- PlanMemory.cpp - Pack buffers and workspaces into one arena --------===//
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Transforms.h"
+#include "MemoryReport.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEPLANMEMORY
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// Offsets and sizes are kept multiples of this for every token count.
+static constexpr int64_t kPlanAlignment = 64;
+
+static LinearSize alignUp(LinearSize size) {
+  auto up = [](int64_t v) {
+    return (v + kPlanAlignment - 1) / kPlanAlignment * kPlanAlignment;
+  };
+  return LinearSize(up(size.perToken), up(size.constant));
+}
+
+/// a <= b for every token count T >= 0.
+static bool alwaysLessEqual(const LinearSize &a, const LinearSize &b) {
+  return a.perToken <= b.perToken && a.constant <= b.constant;
+}
+
+namespace {
+struct Item {
+  PlannedItem planned;
+  Operation *alloc = nullptr;     // buffers
+  Operation *workspaceOp = nullptr; // workspaces
+  unsigned order = 0;             // for determinism
+  SmallVector<unsigned, 8> overlaps;
+  bool placed = false;
+};
+} // namespace
+
+MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
+  MemoryPlan plan;
+  if (func.isExternal()) {
+    plan.reason = "external function";
+    return plan;
+  }
+  Block &block = func.getFunctionBody().front();
+  BlockMemoryModel model(block, tokenHint);
+  if (!model.isValid()) {
+    plan.reason = model.getError();
+    return plan;
+  }
+  for (Operation &op : block)
+    if (op.hasAttr(kArenaAttrName)) {
+      plan.reason = "already planned";
+      return plan;
+    }
+
+  // The one token-count value that dynamic sizes use.
+  Value tokens;
+  for (const BlockMemoryModel::Buffer &b : model.getBuffers())
+    for (Value size : b.alloc->getOperands()) {
+      if (tokens && tokens != size) {
+        plan.reason = "dynamic sizes use different token-count values";
+        return plan;
+      }
+      tokens = size;
+    }
+
+  Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
+  unsigned numSteps = model.getNumNodes();
+  AsmState asmState(func);
+  SmallVector<Item> items;
+  for (const BlockMemoryModel::Buffer &b : model.getBuffers()) {
+    auto alloc = dyn_cast<memref::AllocOp>(b.alloc);
+    if (!alloc || b.users.empty() || !alloc.getType().getLayout().isIdentity())
+      continue;
+    bool escapes = terminator && llvm::any_of(terminator->getOperands(), [&](Value v) {
+                     return getUnderlyingBuffer(v) == alloc.getResult();
+                   });
+    if (escapes)
+      continue;
+    Item item;
+    item.alloc = alloc;
+    item.planned.size = alignUp(b.size);
+    item.planned.firstStep = b.users.front();
+    item.planned.lastStep = b.dealloc ? b.users.back() : numSteps - 1;
+    llvm::raw_string_ostream os(item.planned.name);
+    alloc.getResult().printAsOperand(os, asmState);
+    items.push_back(std::move(item));
+  }
+  for (const BlockMemoryModel::Node &node : model.getNodes()) {
+    if (node.workspace == LinearSize())
+      continue;
+    Item item;
+    item.workspaceOp = node.op;
+    item.planned.isWorkspace = true;
+    item.planned.size = alignUp(node.workspace);
+    item.planned.firstStep = item.planned.lastStep = node.index;
+    item.planned.name = "workspace of " + node.op->getName().getStringRef().str() +
+                        " #" + std::to_string(node.index);
+    items.push_back(std::move(item));
+  }
+  if (items.empty()) {
+    plan.reason = "no buffers to plan";
+    return plan;
+  }
+  for (auto [i, item] : llvm::enumerate(items))
+    item.order = i;
+
+  // Lifetime overlaps, by a sweep over first steps.
+  {
+    SmallVector<unsigned> byStart = llvm::to_vector(llvm::seq<unsigned>(0, items.size()));
+    llvm::sort(byStart, [&](unsigned a, unsigned b) {
+      return std::make_pair(items[a].planned.firstStep, a) <
+             std::make_pair(items[b].planned.firstStep, b);
+    });
+    SmallVector<unsigned> active;
+    for (unsigned i : byStart) {
+      unsigned first = items[i].planned.firstStep;
+      llvm::erase_if(active, [&](unsigned j) { return items[j].planned.lastStep < first; });
+      for (unsigned j : active) {
+        items[i].overlaps.push_back(j);
+        items[j].overlaps.push_back(i);
+      }
+      active.push_back(i);
+    }
+  }
+
+  // Best fit in decreasing size: each item at the lowest offset (at the
+  // hint) that clears every placed item it overlaps, for all token counts.
+  SmallVector<unsigned> bySize = llvm::to_vector(llvm::seq<unsigned>(0, items.size()));
+  llvm::sort(bySize, [&](unsigned a, unsigned b) {
+    int c = model.compare(items[b].planned.size, items[a].planned.size);
+    if (c != 0)
+      return c < 0;
+    return items[a].order < items[b].order;
+  });
+  for (unsigned i : bySize) {
+    Item &item = items[i];
+    SmallVector<LinearSize, 8> candidates = {LinearSize()};
+    for (unsigned j : item.overlaps)
+      if (items[j].placed)
+        candidates.push_back(items[j].planned.offset + items[j].planned.size);
+    llvm::sort(candidates, [&](const LinearSize &a, const LinearSize &b) {
+      return model.less(a, b);
+    });
+    for (const LinearSize &offset : candidates) {
+      bool fits = llvm::all_of(item.overlaps, [&](unsigned j) {
+        if (!items[j].placed)
+          return true;
+        const PlannedItem &o = items[j].planned;
+        return alwaysLessEqual(offset + item.planned.size, o.offset) ||
+               alwaysLessEqual(o.offset + o.size, offset);
+      });
+      if (fits) {
+        item.planned.offset = offset;
+        item.placed = true;
+        break;
+      }
+    }
+    // The end of every overlapping item always clears them all when taken
+    // as a sum: fall back to stacking on the largest end.
+    if (!item.placed) {
+      LinearSize top;
+      for (unsigned j : item.overlaps)
+        if (items[j].placed) {
+          LinearSize end = items[j].planned.offset + items[j].planned.size;
+          top = LinearSize(std::max(top.perToken, end.perToken),
+                           std::max(top.constant, end.constant));
+        }
+      item.planned.offset = top;
+      item.placed = true;
+    }
+  }
+
+  // The arena must hold every item's end for every token count: the ends
+  // that no other end dominates, with their maximum computed at run time.
+  SmallVector<LinearSize> ends;
+  for (const Item &item : items) {
+    LinearSize end = item.planned.offset + item.planned.size;
+    if (llvm::any_of(ends, [&](const LinearSize &e) { return alwaysLessEqual(end, e); }))
+      continue;
+    llvm::erase_if(ends, [&](const LinearSize &e) { return alwaysLessEqual(e, end); });
+    ends.push_back(end);
+  }
+  llvm::sort(ends, [&](const LinearSize &a, const LinearSize &b) {
+    return model.less(b, a);
+  });
+  plan.arenaSize = ends.front();
+
+  // The largest live set of the planned items.
+  {
+    SmallVector<LinearSize> delta(numSteps + 1);
+    for (const Item &item : items) {
+      delta[item.planned.firstStep] += item.planned.size;
+      delta[item.planned.lastStep + 1] -= item.planned.size;
+    }
+    LinearSize live;
+    for (unsigned s = 0; s < numSteps; ++s) {
+      live += delta[s];
+      plan.lowerBound = model.max(plan.lowerBound, live);
+    }
+  }
+
+  // Rewrite: one arena, views into it, workspace offsets on the ops.
+  OpBuilder builder(func.getContext());
+  Location loc = func.getLoc();
+  if (tokens && tokens.getDefiningOp())
+    builder.setInsertionPointAfter(tokens.getDefiningOp());
+  else
+    builder.setInsertionPointToStart(&block);
+  auto linear = [&](const LinearSize &size) -> Value {
+    Value constant = builder.create<arith::ConstantIndexOp>(loc, size.constant);
+    if (size.perToken == 0 || !tokens)
+      return constant;
+    Value slope = builder.create<arith::ConstantIndexOp>(loc, size.perToken);
+    Value scaled = builder.create<arith::MulIOp>(loc, tokens, slope);
+    return builder.create<arith::AddIOp>(loc, scaled, constant);
+  };
+  bool dynamicArena = tokens && llvm::any_of(ends, [](const LinearSize &e) {
+                        return e.perToken != 0;
+                      });
+  memref::AllocOp arena;
+  if (dynamicArena) {
+    Value bytes = linear(ends.front());
+    for (const LinearSize &end : ArrayRef(ends).drop_front())
+      bytes = builder.create<arith::MaxUIOp>(loc, bytes, linear(end));
+    arena = builder.create<memref::AllocOp>(
+        loc, MemRefType::get({ShapedType::kDynamic}, builder.getI8Type()),
+        ValueRange{bytes});
+  } else {
+    int64_t bytes = 0;
+    for (const LinearSize &end : ends)
+      bytes = std::max(bytes, end.constant);
+    arena = builder.create<memref::AllocOp>(
+        loc, MemRefType::get({bytes}, builder.getI8Type()));
+  }
+  arena->setAttr(kArenaAttrName, builder.getUnitAttr());
+  Operation *afterArena = arena;
+
+  for (Item &item : items) {
+    if (item.workspaceOp) {
+      item.workspaceOp->setAttr(
+          kWorkspaceOffsetAttrName,
+          builder.getDenseI64ArrayAttr(
+              {item.planned.offset.perToken, item.planned.offset.constant}));
+      continue;
+    }
+    auto alloc = cast<memref::AllocOp>(item.alloc);
+    if (alloc->isBeforeInBlock(afterArena) || alloc == afterArena)
+      builder.setInsertionPointAfter(afterArena);
+    else
+      builder.setInsertionPoint(alloc);
+    Value offset = linear(item.planned.offset);
+    auto view = builder.create<memref::ViewOp>(alloc.getLoc(), alloc.getType(),
+                                               arena.getResult(), offset,
+                                               alloc.getDynamicSizes());
+    if (alloc->isBeforeInBlock(afterArena))
+      afterArena = view;
+    for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
+      if (isa<memref::DeallocOp>(user))
+        user->erase();
+    alloc.replaceAllUsesWith(view.getResult());
+    alloc.erase();
+  }
+  if (terminator)
+    builder.setInsertionPoint(terminator);
+  else
+    builder.setInsertionPointToEnd(&block);
+  builder.create<memref::DeallocOp>(loc, arena.getResult());
+
+  plan.applied = true;
+  for (Item &item : items)
+    plan.items.push_back(item.planned);
+  return plan;
+}
+
+namespace {
+struct PlanMemoryPass : public moe::impl::MoEPlanMemoryBase<PlanMemoryPass> {
+  using MoEPlanMemoryBase::MoEPlanMemoryBase;
+  void runOnOperation() override {
+    MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
+                            getArgument());
+    SmallVector<FunctionOpInterface> funcs;
+    getOperation()->walk([&](FunctionOpInterface f) {
+      if (!f.isExternal())
+        funcs.push_back(f);
+    });
+    for (FunctionOpInterface func : funcs) {
+      reporter.before(func);
+      MemoryPlan plan = planMemory(func, tokenHint);
+      if (plan.applied) {
+        arenaBytes += plan.arenaSize.evaluate(tokenHint);
+        numPlanned += llvm::count_if(plan.items, [](const PlannedItem &i) {
+          return !i.isWorkspace;
+        });
+      }
+      reporter.after(func, &plan);
+    }
+    peakBefore = reporter.totalPeakBefore();
+    peakAfter = reporter.totalPeakAfter();
+    if (failed(reporter.write()))
+      signalPassFailure();
+  }
+};
+} // namespace

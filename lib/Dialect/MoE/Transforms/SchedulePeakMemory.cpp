@@ -1,0 +1,71 @@
+//===- SchedulePeakMemory.cpp - Reorder blocks for least peak memory ------===//
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Transforms.h"
+#include "MemoryReport.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOESCHEDULEPEAKMEMORY
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+FailureOr<PeakMemorySchedule>
+mlir::moe::schedulePeakMemory(Block &block, int64_t tokenHint,
+                              const PeakMemorySchedulerOptions &options,
+                              std::string &error) {
+  BlockMemoryModel model(block, tokenHint);
+  if (!model.isValid()) {
+    error = model.getError();
+    return failure();
+  }
+  PeakMemorySchedule schedule = moe::schedulePeakMemory(model, options);
+  // Applying the input order still places allocations and deallocations
+  // next to their uses.
+  model.applyOrder(schedule.order);
+  return schedule;
+}
+
+namespace {
+struct SchedulePeakMemoryPass
+    : public moe::impl::MoESchedulePeakMemoryBase<SchedulePeakMemoryPass> {
+  using MoESchedulePeakMemoryBase::MoESchedulePeakMemoryBase;
+  void runOnOperation() override {
+    PeakMemorySchedulerOptions options;
+    options.stateBudget = stateBudget;
+    options.maxExactNodes = maxExactNodes;
+    MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
+                            getArgument());
+    SmallVector<FunctionOpInterface> funcs;
+    getOperation()->walk([&](FunctionOpInterface f) { funcs.push_back(f); });
+    for (FunctionOpInterface func : funcs) {
+      if (func.isExternal())
+        continue;
+      reporter.before(func);
+      SmallVector<Block *> blocks;
+      func->walk([&](Block *block) { blocks.push_back(block); });
+      for (Block *block : blocks) {
+        std::string error;
+        FailureOr<PeakMemorySchedule> schedule =
+            moe::schedulePeakMemory(*block, tokenHint, options, error);
+        if (failed(schedule)) {
+          block->getParentOp()->emitWarning()
+              << "moe-schedule-peak-memory left a block unchanged: " << error;
+          continue;
+        }
+        ++numBlocks;
+        if (schedule->method != "input")
+          ++numReordered;
+        if (schedule->optimal)
+          ++numExact;
+      }
+      reporter.after(func);
+    }
+    peakBefore = reporter.totalPeakBefore();
+    peakAfter = reporter.totalPeakAfter();
+    if (failed(reporter.write()))
+      signalPassFailure();
+  }
+};
+} // namespace
