@@ -1,0 +1,194 @@
+//===- Backend.h - The interface a runtime backend implements ---*- C++ -*-===//
+//
+// A context owns one Backend. The C ABI layer (Runtime.cpp) validates every
+// argument (pointers, sizes, dtypes, shape relations), resolves the workspace
+// (allocating it through the context allocator when the caller passed NULL)
+// and only then calls the backend, so a backend may assume:
+//   - sizes are non-negative and their products fit in int64_t, T*K and E+1
+//     fit in int32_t;
+//   - float dtypes are BF16, F16 or F32;
+//   - a buffer with a nonzero element count is non-null;
+//   - `workspace` is non-null, MOERT_WORKSPACE_ALIGNMENT aligned, and holds
+//     at least `workspaceBytes` = the Workspace.h formula bytes.
+// What a backend checks itself is the *data* (topk ids in [0, E)), because
+// only it can read the buffers cheaply.
+//
+// Errors: return a moert_status other than MOERT_SUCCESS and put a message in
+// `error` (the caller prefixes nothing: say which op and what). Backends never
+// throw (the C ABI layer catches anyway) and never abort.
+//
+// Ordering: ops may run asynchronously (CUDA: on the backend's stream), but
+// must be ordered with each other and with allocate/deallocate, and
+// deallocate must be safe while work using the memory is still enqueued.
+// synchronize waits for all of it and reports asynchronous failures.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_LIB_RUNTIME_BACKEND_H
+#define MOE_LIB_RUNTIME_BACKEND_H
+
+#include "moe/Runtime/moe_runtime.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace moert {
+
+struct GateArgs {
+  const void *hidden; // T x H, hiddenDtype
+  moert_dtype hiddenDtype;
+  const void *gateWeight; // E x H, weightDtype
+  moert_dtype weightDtype;
+  float *logits; // T x E
+  int64_t T, H, E;
+};
+
+struct TopKArgs {
+  const float *logits; // T x E
+  const float *bias;   // E, or null
+  int32_t *topkIds;    // T x K
+  float *topkWeights;  // T x K
+  int64_t T, E, K;
+  moert_scoring scoring;
+  int64_t nGroup, topkGroup;
+  bool renormalize;
+  float routedScalingFactor;
+};
+
+struct RoutedExpertsArgs {
+  const void *hidden;       // T x H
+  const int32_t *topkIds;   // T x K
+  const float *topkWeights; // T x K
+  const void *w13;          // E x 2I x H
+  const void *w2;           // E x H x I
+  void *output;             // T x H; may equal hidden
+  void *workspace;
+  int64_t workspaceBytes;
+  moert_dtype dtype;
+  int64_t T, H, E, K, I;
+};
+
+struct SharedExpertsArgs {
+  const void *hidden; // T x H
+  const void *w13;    // 2I x H
+  const void *w2;     // H x I
+  void *output;       // T x H; may equal hidden
+  void *workspace;
+  int64_t workspaceBytes;
+  moert_dtype dtype;
+  int64_t T, H, I;
+};
+
+struct AddArgs {
+  const void *lhs, *rhs; // T x H
+  void *output;          // T x H; may equal lhs or rhs
+  moert_dtype dtype;
+  int64_t T, H;
+  float scale;
+};
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+
+  virtual moert_backend kind() const = 0;
+  /// A short description for messages, e.g. "cpu" or "cuda:0 (NVIDIA H100)".
+  virtual std::string describe() const = 0;
+
+  /// Raw memory for the allocator: `bytes` > 0, MOERT_WORKSPACE_ALIGNMENT
+  /// aligned. The allocator does the accounting, limits and caching.
+  virtual moert_status allocate(int64_t bytes, void **out,
+                                std::string &error) = 0;
+  /// Releases memory from allocate (`bytes` is the size asked for then).
+  virtual void deallocate(void *ptr, int64_t bytes) = 0;
+  /// Waits for every op enqueued so far; reports asynchronous failures.
+  virtual moert_status synchronize(std::string &error) = 0;
+
+  virtual moert_status gate(const GateArgs &args, std::string &error) = 0;
+  virtual moert_status topk(const TopKArgs &args, std::string &error) = 0;
+  virtual moert_status routedExperts(const RoutedExpertsArgs &args,
+                                     std::string &error) = 0;
+  virtual moert_status sharedExperts(const SharedExpertsArgs &args,
+                                     std::string &error) = 0;
+  virtual moert_status add(const AddArgs &args, std::string &error) = 0;
+};
+
+/// The CPU reference backend (CPUBackend.cpp).
+std::unique_ptr<Backend> createCPUBackend();
+
+/// The CUDA backend (CUDABackend.cpp). Defined only in builds configured with
+/// -DMOE_ENABLE_CUDA=ON, which compile that file and define MOE_ENABLE_CUDA;
+/// without it, creating a CUDA context reports
+/// MOERT_ERROR_BACKEND_UNAVAILABLE. Returns null and sets `error` when the
+/// device cannot be used.
+std::unique_ptr<Backend> createCUDABackend(int device, std::string &error);
+
+//===----------------------------------------------------------------------===//
+// Workspace layouts: the sub-buffers of each op's workspace, carved in the
+// order Workspace.h lists them, each at a MOERT_WORKSPACE_ALIGNMENT offset.
+// Every backend uses these, so a workspace means the same thing everywhere
+// (and tests can inspect it).
+//===----------------------------------------------------------------------===//
+
+/// Routed experts. A "pair" p = t*K + j is slot j of token t.
+struct RoutedWorkspaceLayout {
+  /// E+1 prefix sums: the pairs routed to expert e are sorted positions
+  /// [expertOffsets[e], expertOffsets[e+1]).
+  int32_t *expertOffsets;
+  /// T*K: the pair at each sorted position, sorted by expert, stable (by
+  /// token, then slot).
+  int32_t *sortedPairs;
+  /// T*K: the sorted position of each pair (the inverse permutation).
+  int32_t *pairPositions;
+  /// T*K rows of I elements (the op's dtype), in sorted order:
+  /// round(SiLU(gate) * up).
+  void *activations;
+  /// T*K rows of C = min(H, MOERT_COMBINE_COLUMNS) elements, in sorted order:
+  /// one column block of the down projection.
+  void *partials;
+  int64_t combineColumns; // C
+  int64_t bytes;          // the end of the last sub-buffer
+};
+
+/// Bytes of one element of a float dtype (BF16/F16: 2, F32/I32: 4).
+inline int64_t dtypeBytes(moert_dtype dtype) {
+  return dtype == MOERT_F32 || dtype == MOERT_I32 ? 4 : 2;
+}
+
+namespace detail {
+inline char *carve(char *base, int64_t &offset, int64_t bytes) {
+  offset = moert_align_up(offset);
+  char *p = base + offset;
+  offset += bytes;
+  return p;
+}
+} // namespace detail
+
+inline RoutedWorkspaceLayout carveRoutedWorkspace(void *workspace, int64_t T,
+                                                  int64_t H, int64_t E,
+                                                  int64_t K, int64_t I,
+                                                  moert_dtype dtype) {
+  char *base = static_cast<char *>(workspace);
+  int64_t B = dtypeBytes(dtype);
+  int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
+  int64_t offset = 0;
+  RoutedWorkspaceLayout layout;
+  layout.expertOffsets =
+      reinterpret_cast<int32_t *>(detail::carve(base, offset, (E + 1) * 4));
+  layout.sortedPairs =
+      reinterpret_cast<int32_t *>(detail::carve(base, offset, T * K * 4));
+  layout.pairPositions =
+      reinterpret_cast<int32_t *>(detail::carve(base, offset, T * K * 4));
+  layout.activations = detail::carve(base, offset, T * K * I * B);
+  layout.partials = detail::carve(base, offset, T * K * C * B);
+  layout.combineColumns = C;
+  layout.bytes = offset;
+  return layout;
+}
+
+/// Shared experts: one sub-buffer, T rows of I elements: round(SiLU(g) * u).
+inline void *carveSharedWorkspace(void *workspace) { return workspace; }
+
+} // namespace moert
+
+#endif // MOE_LIB_RUNTIME_BACKEND_H
