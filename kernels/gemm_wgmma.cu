@@ -1,0 +1,451 @@
+//===- gemm_wgmma.cu - Grouped expert GEMMs for Hopper (TMA + wgmma) ------===//
+//
+// Persistent, warp-specialised kernel: 3 warpgroups per block, one block per
+// SM. Warpgroup 0 produces (loads), warpgroups 1 and 2 consume (wgmma
+// m64n256k16, 64 rows each, so a block tile is 128 x 256 with fp32
+// accumulators in registers). A 4-stage ring of 48 KB stages (A 128x64,
+// B 256x64, both K-major with the 128-byte swizzle) is guarded by mbarriers:
+// full[s] (loads landed) and empty[s] (both consumers done reading).
+//
+// GateUp (GEMM1): B = w13 rows of one expert through TMA, two 128-row boxes
+//   per stage (gate rows n0.., up rows I+n0..), so accumulator column c
+//   (gate) and c+128 (up) sit in the same thread and the epilogue writes
+//   round(silu(g)*u) straight from registers. A = rows of hidden gathered
+//   through the sorted pair list: TMA cannot gather rows on sm_90, so the
+//   128 producer threads copy them with cp.async (16 B each, written in the
+//   TMA swizzle pattern) and signal full[s] with cp.async.mbarrier.arrive.
+// Down (GEMM2): A = contiguous activation rows and B = w2 rows of the column
+//   block, both through TMA; the epilogue writes rounded partials.
+//
+// Tiles are scheduled group-major (expert), then N, then M, so the blocks in
+// flight share each expert's weights through L2; each block walks tiles
+// blockIdx.x, blockIdx.x + gridDim.x, ... and the producer runs ahead into
+// the next tile while the consumers store the previous one.
+//===----------------------------------------------------------------------===//
+#include "routing.cuh"
+#include "wgmma_ops.cuh"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+
+namespace moek {
+namespace detail {
+namespace {
+
+constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 4;
+constexpr int kThreads = 384;
+constexpr int kAStageBytes = kBM * kBK * 2; // 16 KB
+constexpr int kBStageBytes = kBN * kBK * 2; // 32 KB
+constexpr size_t kPipeBytes = size_t(kStages) * (kAStageBytes + kBStageBytes);
+constexpr int kProducerRegs = 56;
+constexpr int kConsumerRegs = 224;
+constexpr int kConsumerThreads = 256;
+
+__device__ __forceinline__ uint32_t smemAddr(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar),
+               "r"(count)
+               : "memory");
+}
+
+__device__ __forceinline__ bool mbarTryWait(uint32_t bar, uint32_t parity) {
+  uint32_t ok;
+  asm volatile("{\n"
+               ".reg .pred p;\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+               "selp.u32 %0, 1, 0, p;\n"
+               "}\n"
+               : "=r"(ok)
+               : "r"(bar), "r"(parity)
+               : "memory");
+  return ok != 0;
+}
+
+__device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
+  while (!mbarTryWait(bar, parity)) {
+  }
+}
+
+__device__ __forceinline__ void mbarArrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar)
+               : "memory");
+}
+
+__device__ __forceinline__ void mbarArriveExpectTx(uint32_t bar,
+                                                   uint32_t bytes) {
+  asm volatile(
+      "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar),
+      "r"(bytes)
+      : "memory");
+}
+
+__device__ __forceinline__ void cpAsync16(uint32_t dst, const void *src,
+                                          bool valid) {
+  int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst),
+               "l"(src), "r"(bytes)
+               : "memory");
+}
+
+/// Arrives on `bar` once all earlier cp.async of this thread have landed; the
+/// barrier's expected count includes this arrival (.noinc).
+__device__ __forceinline__ void cpAsyncArriveNoinc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(
+                   bar)
+               : "memory");
+}
+
+__device__ __forceinline__ void tmaLoad2d(uint32_t dst, const CUtensorMap *map,
+                                          uint32_t bar, int x, int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_"
+      "tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(x), "r"(y)
+      : "memory");
+}
+
+__device__ __forceinline__ void fenceProxyAsync() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmmaFence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmmaCommit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void wgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+/// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups
+/// 1024 bytes apart.
+__device__ __forceinline__ uint64_t makeDesc(uint32_t addr) {
+  uint64_t desc = (addr & 0x3FFFFu) >> 4;
+  desc |= uint64_t(16 >> 4) << 16;   // leading byte offset (unused here)
+  desc |= uint64_t(1024 >> 4) << 32; // stride byte offset
+  desc |= uint64_t(1) << 62;         // SWIZZLE_128B
+  return desc;
+}
+
+template <typename Elem> struct Wgmma;
+template <> struct Wgmma<__nv_bfloat16> {
+  __device__ __forceinline__ static void run(float (&d)[128], uint64_t a,
+                                             uint64_t b, int scaleD) {
+    wgmma::wgmmaM64N256K16Bf16(d, a, b, scaleD);
+  }
+};
+template <> struct Wgmma<__half> {
+  __device__ __forceinline__ static void run(float (&d)[128], uint64_t a,
+                                             uint64_t b, int scaleD) {
+    wgmma::wgmmaM64N256K16F16(d, a, b, scaleD);
+  }
+};
+
+template <typename Elem, GemmMode MODE>
+__global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
+    const __grid_constant__ CUtensorMap tmA,
+    const __grid_constant__ CUtensorMap tmB, GemmProblem p, int nTilesN) {
+  extern __shared__ unsigned char smemRaw[];
+  unsigned char *smem = reinterpret_cast<unsigned char *>(
+      (reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+  unsigned char *aPipe = smem;
+  unsigned char *bPipe = smem + kStages * kAStageBytes;
+  uint64_t *fullBar = reinterpret_cast<uint64_t *>(smem + kPipeBytes);
+  uint64_t *emptyBar = fullBar + kStages;
+  int *sOff = reinterpret_cast<int *>(emptyBar + kStages);
+  int *sTiles = sOff + p.numGroups + 1;
+  const int G = p.numGroups;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarInit(smemAddr(&fullBar[s]), MODE == GemmMode::GateUp ? 129 : 1);
+      mbarInit(smemAddr(&emptyBar[s]), kConsumerThreads);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (threadIdx.x >= 32 && threadIdx.x < 64)
+    buildTilePrefix<kBM>(p.offsets, G, p.rows, sOff, sTiles);
+  __syncthreads();
+
+  const int total = sTiles[G] * nTilesN;
+  const int numK = static_cast<int>((p.kDim + kBK - 1) / kBK);
+  const int wg = threadIdx.x / 128;
+
+  if (wg == 0) {
+    //===--- producer ---===//
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    const int ptid = threadIdx.x;
+    if (MODE == GemmMode::GateUp) {
+      const Elem *A = static_cast<const Elem *>(p.a);
+      const int64_t K = p.kDim;
+      const int chunk = ptid % 8;
+      const int rsub = (ptid / 32) * 4 + (ptid % 32) / 8; // 0..15
+      int it = 0;
+      for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+        const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
+        int tok[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          int r = i * 16 + rsub;
+          tok[i] = -1;
+          if (r < tc.rowsHere) {
+            int row = tc.rowBase + r;
+            tok[i] = p.gather ? p.gather[row] / p.topk : row;
+          }
+        }
+        const int bRowGate =
+            static_cast<int>(tc.group * p.bGroupRows) + tc.nTile * (kBN / 2);
+        const int bRowUp = bRowGate + static_cast<int>(p.inter);
+        for (int kb = 0; kb < numK; ++kb, ++it) {
+          const int s = it % kStages;
+          const uint32_t ph = (it / kStages) & 1;
+          const uint32_t full = smemAddr(&fullBar[s]);
+          mbarWait(smemAddr(&emptyBar[s]), ph ^ 1);
+          if (ptid == 0) {
+            mbarArriveExpectTx(full, kBStageBytes);
+            uint32_t bS = smemAddr(bPipe + s * kBStageBytes);
+            tmaLoad2d(bS, &tmB, full, kb * kBK, bRowGate);
+            tmaLoad2d(bS + kBStageBytes / 2, &tmB, full, kb * kBK, bRowUp);
+          }
+          const int64_t col = int64_t(kb) * kBK + chunk * 8;
+          const bool colOk = col < K;
+          const uint32_t aS = smemAddr(aPipe + s * kAStageBytes);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            const int r = i * 16 + rsub;
+            const bool v = colOk && tok[i] >= 0;
+            const Elem *src = v ? A + int64_t(tok[i]) * K + col : A;
+            cpAsync16(aS + r * 128 + ((chunk ^ (r & 7)) << 4), src, v);
+          }
+          cpAsyncArriveNoinc(full);
+        }
+      }
+      asm volatile("cp.async.wait_all;\n" ::: "memory");
+    } else if (ptid == 0) {
+      int it = 0;
+      for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+        const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
+        const int bRow = static_cast<int>(tc.group * p.bGroupRows +
+                                          p.bRowOffset) +
+                         tc.nTile * kBN;
+        for (int kb = 0; kb < numK; ++kb, ++it) {
+          const int s = it % kStages;
+          const uint32_t ph = (it / kStages) & 1;
+          const uint32_t full = smemAddr(&fullBar[s]);
+          mbarWait(smemAddr(&emptyBar[s]), ph ^ 1);
+          mbarArriveExpectTx(full, kAStageBytes + kBStageBytes);
+          tmaLoad2d(smemAddr(aPipe + s * kAStageBytes), &tmA, full, kb * kBK,
+                    tc.rowBase);
+          tmaLoad2d(smemAddr(bPipe + s * kBStageBytes), &tmB, full, kb * kBK,
+                    bRow);
+        }
+      }
+    }
+  } else {
+    //===--- consumers ---===//
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+    const int cw = wg - 1;                 // rows [64 cw, 64 cw + 64) of a tile
+    const int ctid = threadIdx.x - 128 * wg;
+    const int warpInWg = ctid / 32, lane = ctid % 32;
+    const int q = lane % 4;
+    const int rowA = cw * 64 + warpInWg * 16 + lane / 4; // and rowA + 8
+    float d[128];
+#pragma unroll
+    for (int i = 0; i < 128; ++i)
+      d[i] = 0.f;
+    using Tr = ElemTraits<Elem>;
+    Elem *out = static_cast<Elem *>(p.out);
+    int it = 0;
+    for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+      const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
+      int prevS = 0;
+      for (int kb = 0; kb < numK; ++kb, ++it) {
+        const int s = it % kStages;
+        const uint32_t ph = (it / kStages) & 1;
+        mbarWait(smemAddr(&fullBar[s]), ph);
+        if (MODE == GemmMode::GateUp)
+          fenceProxyAsync(); // A arrived through cp.async (generic proxy)
+        wgmmaFence();
+        const uint64_t descA =
+            makeDesc(smemAddr(aPipe + s * kAStageBytes + cw * 64 * 128));
+        const uint64_t descB = makeDesc(smemAddr(bPipe + s * kBStageBytes));
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk)
+          Wgmma<Elem>::run(d, descA + 2 * kk, descB + 2 * kk,
+                           (kb > 0 || kk > 0) ? 1 : 0);
+        wgmmaCommit();
+        if (kb > 0) {
+          wgmmaWait<1>();
+          mbarArrive(smemAddr(&emptyBar[prevS]));
+        }
+        prevS = s;
+      }
+      wgmmaWait<0>();
+      wgmma::fenceOperand(d);
+      mbarArrive(smemAddr(&emptyBar[prevS]));
+
+      // Epilogue straight from registers: (row, 2 adjacent columns) pairs.
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int r = rowA + 8 * half;
+        if (r >= tc.rowsHere)
+          continue;
+        const int64_t row = tc.rowBase + r;
+        if (MODE == GemmMode::GateUp) {
+          Elem *dst = out + row * p.inter;
+#pragma unroll
+          for (int i = 0; i < 16; ++i) {
+            const int col = tc.nTile * (kBN / 2) + 8 * i + 2 * q;
+            if (col < p.inter) {
+              float v0 = siluMul(d[4 * i + 2 * half], d[4 * (i + 16) + 2 * half]);
+              float v1 = siluMul(d[4 * i + 2 * half + 1],
+                                 d[4 * (i + 16) + 2 * half + 1]);
+              *reinterpret_cast<uint32_t *>(dst + col) = Tr::pack2(v0, v1);
+            }
+          }
+        } else {
+          Elem *dst = out + row * p.ldo;
+#pragma unroll
+          for (int i = 0; i < 32; ++i) {
+            const int col = tc.nTile * kBN + 8 * i + 2 * q;
+            if (col < p.nExtent)
+              *reinterpret_cast<uint32_t *>(dst + col) =
+                  Tr::pack2(d[4 * i + 2 * half], d[4 * i + 2 * half + 1]);
+          }
+        }
+      }
+    }
+  }
+}
+
+//===--- Host side ----------------------------------------------------------===//
+
+cudaError_t encodeFn(PFN_cuTensorMapEncodeTiled_v12000 &fn) {
+  static PFN_cuTensorMapEncodeTiled_v12000 cached = nullptr;
+  static std::once_flag once;
+  static cudaError_t status = cudaSuccess;
+  std::call_once(once, [] {
+    void *ptr = nullptr;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    status = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr,
+                                              12000, cudaEnableDefault, &q);
+    if (status == cudaSuccess && (q != cudaDriverEntryPointSuccess || !ptr))
+      status = cudaErrorNotSupported;
+    cached = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(ptr);
+  });
+  if (status != cudaSuccess)
+    return setError(status, "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)");
+  fn = cached;
+  return cudaSuccess;
+}
+
+/// 2-D map over a row-major [rows, inner] matrix with 64 x boxRows boxes.
+cudaError_t makeMap(CUtensorMap &map, const void *base, DType dtype,
+                    int64_t inner, int64_t rows, int boxRows) {
+  PFN_cuTensorMapEncodeTiled_v12000 fn;
+  cudaError_t err = encodeFn(fn);
+  if (err != cudaSuccess)
+    return err;
+  cuuint64_t dims[2] = {static_cast<cuuint64_t>(inner),
+                        static_cast<cuuint64_t>(rows)};
+  cuuint64_t strides[1] = {static_cast<cuuint64_t>(inner) * 2};
+  cuuint32_t box[2] = {static_cast<cuuint32_t>(kBK),
+                       static_cast<cuuint32_t>(boxRows)};
+  cuuint32_t elemStrides[2] = {1, 1};
+  CUresult r = fn(&map,
+                  dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                       : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                  2, const_cast<void *>(base), dims, strides, box, elemStrides,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    return setError(cudaErrorInvalidValue,
+                    "cuTensorMapEncodeTiled (CUresult " + std::to_string(int(r)) + ")");
+  return cudaSuccess;
+}
+
+template <typename Elem>
+cudaError_t launchTyped(const GemmProblem &p, DType dtype,
+                        cudaStream_t stream) {
+  DeviceInfo info;
+  cudaError_t err = currentDeviceInfo(info);
+  if (err != cudaSuccess)
+    return err;
+  const int nTilesN =
+      static_cast<int>(p.mode == GemmMode::GateUp ? ceilDiv(p.inter, kBN / 2)
+                                                  : ceilDiv(p.nExtent, kBN));
+  const int64_t tiles =
+      mTilesUpperBound(p.rows, p.numGroups, kBM) * int64_t(nTilesN);
+  if (tiles == 0)
+    return cudaSuccess;
+  if (tiles > INT32_MAX)
+    return unsupported("wgmma GEMM: too many tiles");
+  const size_t smem = 1024 + kPipeBytes + 2 * kStages * sizeof(uint64_t) +
+                      2 * sizeof(int) * (p.numGroups + 1);
+  if (smem > info.maxSmemOptin)
+    return unsupported("wgmma GEMM: too many groups for shared memory");
+
+  CUtensorMap mapA, mapB;
+  std::memset(&mapA, 0, sizeof(mapA));
+  if (p.mode == GemmMode::GateUp) {
+    err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows,
+                  kBN / 2);
+  } else {
+    err = makeMap(mapA, p.a, dtype, p.kDim, p.rows, kBM);
+    if (err == cudaSuccess)
+      err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows, kBN);
+  }
+  if (err != cudaSuccess)
+    return err;
+
+  const unsigned grid =
+      static_cast<unsigned>(tiles < info.smCount ? tiles : info.smCount);
+  auto kernel = p.mode == GemmMode::GateUp
+                    ? wgmmaGemmKernel<Elem, GemmMode::GateUp>
+                    : wgmmaGemmKernel<Elem, GemmMode::Down>;
+  MOEK_CHECK_CUDA(cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      static_cast<int>(smem)));
+  kernel<<<grid, kThreads, smem, stream>>>(mapA, mapB, p, nTilesN);
+  MOEK_CHECK_LAUNCH("wgmmaGemmKernel");
+  return cudaSuccess;
+}
+
+} // namespace
+
+cudaError_t launchGemmWgmma(const GemmProblem &p, DType dtype,
+                            cudaStream_t stream) {
+  DeviceInfo info;
+  cudaError_t err = currentDeviceInfo(info);
+  if (err != cudaSuccess)
+    return err;
+  if (info.major != 9)
+    return unsupported("wgmma GEMM: needs an sm_90 device");
+  if (p.kDim % 8 != 0)
+    return unsupported("wgmma GEMM: K must be a multiple of 8");
+  if ((reinterpret_cast<uintptr_t>(p.a) | reinterpret_cast<uintptr_t>(p.b)) %
+          16 != 0)
+    return unsupported("wgmma GEMM: operands must be 16-byte aligned");
+  if ((reinterpret_cast<uintptr_t>(p.out) % 4) != 0 ||
+      (p.mode == GemmMode::GateUp ? p.inter % 2 : p.ldo % 2) != 0)
+    return unsupported("wgmma GEMM: output pairs must be 4-byte aligned");
+  if (p.numGroups * p.bGroupRows > INT32_MAX || p.rows > INT32_MAX)
+    return unsupported("wgmma GEMM: more than 2^31 rows");
+  switch (dtype) {
+  case DType::BF16: return launchTyped<__nv_bfloat16>(p, dtype, stream);
+  case DType::F16: return launchTyped<__half>(p, dtype, stream);
+  default: return unsupported("wgmma GEMM: f32 data");
+  }
+}
+
+} // namespace detail
+} // namespace moek
