@@ -101,6 +101,11 @@ fi
 
 if has bench; then
   echo "== bench"
+  # DEADLINE (seconds since the script started) bounds the whole run.
+  if [[ -n "${DEADLINE:-}" ]]; then
+    left=$(( DEADLINE - SECONDS )); (( left < 60 )) && left=60
+    BENCH_TIMEOUT=${BENCH_TIMEOUT:-$left}
+  fi
   timeout ${BENCH_TIMEOUT:-480} python3 bench/moe_bench.py --lib "$BUILD/libmoe_kernels_capi.so" \
     --out "$OUTDIR/bench.json" $BENCH_ARGS > "$OUTDIR/bench.log" 2>&1
   rc=$?; [[ $rc != 0 ]] && status=1
