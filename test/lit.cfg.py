@@ -32,7 +32,8 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.moe_tools_dir, append_path=True)
 
-tools = ["moe-opt", "moe-gen", "moe-compile", "moe-run"]
+tools = ["moe-opt", "moe-gen", "moe-compile", "moe-run", "moe-scheduler-tests",
+         "moe_runtime_tests"]
 llvm_config.add_tool_substitutions(
     [ToolSubst(t, unresolved="ignore") for t in tools], [config.moe_tools_dir])
 # The stock upstream driver, for plugin tests.

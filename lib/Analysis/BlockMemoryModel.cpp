@@ -2,6 +2,7 @@
 #include "moe/Analysis/BlockMemoryModel.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
@@ -24,6 +25,52 @@ void BlockMemoryModel::build() {
   collectBufferUses();
   addHazardEdges();
   finalizeEdges();
+}
+
+/// The bytes of an arena `memref.alloc(%bytes) : memref<?xi8>` that
+/// moe-plan-memory made: %bytes is built from constants, the token count,
+/// muli, addi and maxui; a max of lines is taken at the hint.
+static FailureOr<LinearSize> evaluateLinear(Value value, int64_t tokenHint) {
+  Operation *def = value.getDefiningOp();
+  if (!def)
+    return LinearSize(1, 0); // the token count itself
+  if (auto constant = dyn_cast<arith::ConstantIndexOp>(def))
+    return LinearSize::bytes(constant.value());
+  auto binary = [&](auto combine) -> FailureOr<LinearSize> {
+    FailureOr<LinearSize> lhs = evaluateLinear(def->getOperand(0), tokenHint);
+    FailureOr<LinearSize> rhs = evaluateLinear(def->getOperand(1), tokenHint);
+    if (failed(lhs) || failed(rhs))
+      return failure();
+    return combine(*lhs, *rhs);
+  };
+  if (isa<arith::AddIOp>(def))
+    return binary([](LinearSize a, LinearSize b) -> FailureOr<LinearSize> {
+      return a + b;
+    });
+  if (isa<arith::MulIOp>(def))
+    return binary([](LinearSize a, LinearSize b) -> FailureOr<LinearSize> {
+      if (a.isConstant())
+        std::swap(a, b);
+      if (!b.isConstant())
+        return failure();
+      return LinearSize(a.perToken * b.constant, a.constant * b.constant);
+    });
+  if (isa<arith::MaxUIOp>(def))
+    return binary([&](LinearSize a, LinearSize b) -> FailureOr<LinearSize> {
+      return LinearSize::compareAt(a, b, tokenHint) < 0 ? b : a;
+    });
+  if (isa<memref::DimOp>(def))
+    return LinearSize(1, 0); // the token count
+  return failure();
+}
+
+static FailureOr<LinearSize> getArenaSize(Operation &alloc, int64_t tokenHint) {
+  auto type = cast<MemRefType>(alloc.getResult(0).getType());
+  if (type.hasStaticShape())
+    return getMemRefSize(type);
+  if (alloc.getNumOperands() != 1)
+    return failure();
+  return evaluateLinear(alloc.getOperand(0), tokenHint);
 }
 
 static bool isAllocation(Operation *op) {
@@ -52,7 +99,9 @@ void BlockMemoryModel::classifyOps() {
       continue;
     if (isAllocation(&op)) {
       auto type = cast<MemRefType>(op.getResult(0).getType());
-      FailureOr<LinearSize> size = getMemRefSize(type);
+      FailureOr<LinearSize> size = op.hasAttr(kArenaAttrName)
+                                       ? getArenaSize(op, tokenHint)
+                                       : getMemRefSize(type);
       if (failed(size)) {
         llvm::raw_string_ostream os(error);
         os << "cannot size a buffer of type " << type

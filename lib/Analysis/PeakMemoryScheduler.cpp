@@ -593,7 +593,6 @@ mlir::moe::schedulePeakMemory(const BlockMemoryModel &model,
   SmallVector<unsigned> order;
   std::string method;
   for (auto [index, seg] : llvm::enumerate(results)) {
-    auto [begin, end] = segments[index];
     SmallVector<unsigned> segInput = schedulers[index]->inputOrder();
     SmallVector<unsigned> segOrder;
     if (!model.less(optimum, state.peakOf(segInput)))

@@ -8,7 +8,7 @@
 //     fit in int32_t;
 //   - float dtypes are BF16, F16 or F32;
 //   - a buffer with a nonzero element count is non-null;
-//   - `workspace` is non-null, MOERT_WORKSPACE_ALIGNMENT aligned, and holds
+//   - `workspace` is non-null, 16-byte aligned, and holds
 //     at least `workspaceBytes` = the Workspace.h formula bytes.
 // What a backend checks itself is the *data* (topk ids in [0, E)), because
 // only it can read the buffers cheaply.
@@ -125,7 +125,8 @@ std::unique_ptr<Backend> createCUDABackend(int device, std::string &error);
 
 //===----------------------------------------------------------------------===//
 // Workspace layouts: the sub-buffers of each op's workspace, carved in the
-// order Workspace.h lists them, each at a MOERT_WORKSPACE_ALIGNMENT offset.
+// order Workspace.h lists them, each at a MOERT_WORKSPACE_ALIGNMENT-aligned
+// address.
 // Every backend uses these, so a workspace means the same thing everywhere
 // (and tests can inspect it).
 //===----------------------------------------------------------------------===//
@@ -156,8 +157,14 @@ inline int64_t dtypeBytes(moert_dtype dtype) {
 }
 
 namespace detail {
+/// The next sub-buffer at a MOERT_WORKSPACE_ALIGNMENT-aligned *address*, so
+/// that a workspace placed anywhere (e.g. at a planned arena offset) works;
+/// the formula's slack covers one alignment gap per sub-buffer.
 inline char *carve(char *base, int64_t &offset, int64_t bytes) {
-  offset = moert_align_up(offset);
+  uintptr_t address = reinterpret_cast<uintptr_t>(base) + uintptr_t(offset);
+  uintptr_t aligned = (address + MOERT_WORKSPACE_ALIGNMENT - 1) /
+                      MOERT_WORKSPACE_ALIGNMENT * MOERT_WORKSPACE_ALIGNMENT;
+  offset += int64_t(aligned - address);
   char *p = base + offset;
   offset += bytes;
   return p;
@@ -187,7 +194,10 @@ inline RoutedWorkspaceLayout carveRoutedWorkspace(void *workspace, int64_t T,
 }
 
 /// Shared experts: one sub-buffer, T rows of I elements: round(SiLU(g) * u).
-inline void *carveSharedWorkspace(void *workspace) { return workspace; }
+inline void *carveSharedWorkspace(void *workspace) {
+  int64_t offset = 0;
+  return detail::carve(static_cast<char *>(workspace), offset, 0);
+}
 
 } // namespace moert
 

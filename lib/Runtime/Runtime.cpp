@@ -155,9 +155,8 @@ public:
   }
 
   void workspace(const void *ptr) {
-    require(reinterpret_cast<uintptr_t>(ptr) % MOERT_WORKSPACE_ALIGNMENT == 0,
-            "workspace must be aligned to ", MOERT_WORKSPACE_ALIGNMENT,
-            " bytes");
+    require(reinterpret_cast<uintptr_t>(ptr) % 16 == 0,
+            "workspace must be aligned to 16 bytes");
   }
 
   /// `output` may be `input` itself but must not overlap it otherwise.

@@ -231,7 +231,7 @@ TEST_F(RuntimeTest, RoutedExpertsValidateTheirArguments) {
   void *workspace = moert_alloc(
       moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_BF16) + 512);
   EXPECT_INVALID(routed(ids.data(), MOERT_BF16, T, K, x.data(), out.data(),
-                        static_cast<char *>(workspace) + 16),
+                        static_cast<char *>(workspace) + 8),
                  "moert_routed_experts", "workspace", "aligned");
   moert_free(workspace);
 
@@ -287,7 +287,7 @@ TEST(WorkspaceQueryTest, RejectsBadArguments) {
   // DeepSeek-V3 at TP=4, 16384 tokens.
   EXPECT_EQ(moert_routed_experts_workspace_bytes(16384, 7168, 256, 8, 512,
                                                  MOERT_BF16),
-            16384LL * 8 * (8 + 512 * 2 + 512 * 2) + 257 * 4 + 1024);
+            16384LL * 8 * (8 + 512 * 2 + 512 * 2) + 257 * 4 + 5 * 256);
 }
 
 } // namespace

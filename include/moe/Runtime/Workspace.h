@@ -53,16 +53,18 @@ static inline int64_t moert_linear_eval(moert_linear_size size, int64_t T) {
 /* Routed experts:
  *   routing metadata : expert offsets (E+1) int32, the (token, slot) pairs
  *                      sorted by expert and the inverse permutation, 2*T*K int32
+ *                      (three sub-buffers)
  *   activations      : SiLU(gate)*up of every (token, slot) pair, T*K*I*B
  *   down partials    : one column block of every (token, slot) pair, T*K*C*B
  *                      with C = min(H, MOERT_COMBINE_COLUMNS)
- * plus the alignment slack of these four sub-buffers. */
+ * plus the alignment slack of these five sub-buffers (each starts at an
+ * aligned address, wherever the workspace itself starts). */
 static inline moert_linear_size moert_routed_experts_workspace(
     int64_t H, int64_t E, int64_t K, int64_t I, int64_t B) {
   int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
   moert_linear_size size;
   size.per_token = K * (2 * 4 + I * B + C * B);
-  size.constant = (E + 1) * 4 + MOERT_WORKSPACE_SLACK(4);
+  size.constant = (E + 1) * 4 + MOERT_WORKSPACE_SLACK(5);
   return size;
 }
 

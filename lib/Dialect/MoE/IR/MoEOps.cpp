@@ -83,7 +83,7 @@ bool mlir::moe::mayAlias(Value a, Value b) {
   if (isAllocation(a) || isAllocation(b))
     return !(isAllocation(a) || argA) || !(isAllocation(b) || argB);
   if (argA && argB)
-    return !(isDistinctArgument(a) && isDistinctArgument(b));
+    return !(isDistinctArgument(a) || isDistinctArgument(b));
   return true;
 }
 

@@ -215,13 +215,23 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
     builder.setInsertionPointAfter(tokens.getDefiningOp());
   else
     builder.setInsertionPointToStart(&block);
+  // Constants are made once, where the arena is allocated (dominating every
+  // use); offsets are computed where each view is made.
+  DenseMap<int64_t, Value> constants;
+  OpBuilder constantBuilder = builder;
+  auto constant = [&](int64_t value) {
+    Value &c = constants[value];
+    if (!c)
+      c = arith::ConstantIndexOp::create(constantBuilder, loc, value);
+    return c;
+  };
   auto linear = [&](const LinearSize &size) -> Value {
-    Value constant = builder.create<arith::ConstantIndexOp>(loc, size.constant);
     if (size.perToken == 0 || !tokens)
-      return constant;
-    Value slope = builder.create<arith::ConstantIndexOp>(loc, size.perToken);
-    Value scaled = builder.create<arith::MulIOp>(loc, tokens, slope);
-    return builder.create<arith::AddIOp>(loc, scaled, constant);
+      return constant(size.constant);
+    Value scaled = arith::MulIOp::create(builder, loc, tokens, constant(size.perToken));
+    if (size.constant == 0)
+      return scaled;
+    return arith::AddIOp::create(builder, loc, scaled, constant(size.constant));
   };
   bool dynamicArena = tokens && llvm::any_of(ends, [](const LinearSize &e) {
                         return e.perToken != 0;
@@ -230,18 +240,20 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
   if (dynamicArena) {
     Value bytes = linear(ends.front());
     for (const LinearSize &end : ArrayRef(ends).drop_front())
-      bytes = builder.create<arith::MaxUIOp>(loc, bytes, linear(end));
-    arena = builder.create<memref::AllocOp>(
-        loc, MemRefType::get({ShapedType::kDynamic}, builder.getI8Type()),
+      bytes = arith::MaxUIOp::create(builder, loc, bytes, linear(end));
+    arena = memref::AllocOp::create(
+        builder, loc, MemRefType::get({ShapedType::kDynamic}, builder.getI8Type()),
         ValueRange{bytes});
   } else {
     int64_t bytes = 0;
     for (const LinearSize &end : ends)
       bytes = std::max(bytes, end.constant);
-    arena = builder.create<memref::AllocOp>(
-        loc, MemRefType::get({bytes}, builder.getI8Type()));
+    arena = memref::AllocOp::create(
+        builder, loc, MemRefType::get({bytes}, builder.getI8Type()));
   }
   arena->setAttr(kArenaAttrName, builder.getUnitAttr());
+  // Later constants go before the arena: the op after it may be erased.
+  constantBuilder.setInsertionPoint(arena);
   Operation *afterArena = arena;
 
   for (Item &item : items) {
@@ -258,9 +270,9 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
     else
       builder.setInsertionPoint(alloc);
     Value offset = linear(item.planned.offset);
-    auto view = builder.create<memref::ViewOp>(alloc.getLoc(), alloc.getType(),
-                                               arena.getResult(), offset,
-                                               alloc.getDynamicSizes());
+    auto view = memref::ViewOp::create(builder, alloc.getLoc(), alloc.getType(),
+                                       arena.getResult(), offset,
+                                       alloc.getDynamicSizes());
     if (alloc->isBeforeInBlock(afterArena))
       afterArena = view;
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
@@ -273,7 +285,7 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
     builder.setInsertionPoint(terminator);
   else
     builder.setInsertionPointToEnd(&block);
-  builder.create<memref::DeallocOp>(loc, arena.getResult());
+  memref::DeallocOp::create(builder, loc, arena.getResult());
 
   plan.applied = true;
   for (Item &item : items)

@@ -44,7 +44,7 @@ bool isDistinctArgument(Value value);
 
 /// Conservative aliasing by underlying buffer: a buffer aliases itself; two
 /// distinct allocations never alias; an allocation never aliases a function
-/// argument; two arguments do not alias when both are distinct arguments;
+/// argument; a distinct argument aliases no other argument;
 /// anything else may alias.
 bool mayAlias(Value a, Value b);
 

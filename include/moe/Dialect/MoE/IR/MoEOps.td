@@ -118,7 +118,7 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts", [
     the same buffer). The verifier enforces both, so the flag cannot lie.
 
     Workspace (bytes, B bytes per element, C = min(H, 512)):
-    `T*k*(8 + I*B + C*B) + (E+1)*4 + 1024` — routing metadata, the
+    `T*k*(8 + I*B + C*B) + (E+1)*4 + 1280` — routing metadata, the
     activations of every (token, slot) pair, and one column block of the down
     projection's partial rows, combined in a fixed order without atomics.
 
