@@ -65,6 +65,7 @@ class Lib:
         L.moek_shared_experts.argtypes = [vp, vp, vp, vp, i64, i64, i64, i32, vp, i64, vp]
         L.moek_add.argtypes = [vp, vp, vp, i64, f32, i32, vp]
         L.moek_set_gemm_impl.argtypes = [i32]
+        L.moek_set_pdl.argtypes = [i32]
         L.moek_last_error.restype = ctypes.c_char_p
 
     def check(self, rc, what):
@@ -110,6 +111,9 @@ class Lib:
     def add(self, a, b, out, scale=1.0):
         self.check(self.lib.moek_add(a.data_ptr(), b.data_ptr(), out.data_ptr(), a.numel(),
                                      scale, BF16, self.stream()), "add")
+
+    def set_pdl(self, on):
+        self.lib.moek_set_pdl(int(on))
 
     def set_impl(self, name):
         self.lib.moek_set_gemm_impl({"auto": 0, "wgmma": 1, "mma": 2, "simt": 3}[name])
@@ -228,6 +232,27 @@ def torch_shared(x, W):
     return F.linear(act, W.sw2)
 
 
+def fp32_reference(x, ids, w, W, m, n):
+    """The layer's routed + shared output for the first n tokens in fp32 end
+    to end (bf16 inputs and weights upcast, no intermediate rounding)."""
+    I, K = m["I"], m["K"]
+    outs = []
+    for t in range(n):
+        xt = x[t].float()
+        acc = torch.zeros(m["H"], device="cuda", dtype=torch.float32)
+        for j in range(K):
+            e = int(ids[t, j])
+            gu = W.w13[e].float() @ xt
+            act = F.silu(gu[:I]) * gu[I:]
+            acc += float(w[t, j]) * (W.w2[e].float() @ act)
+        if m["IS"]:
+            gu = W.sw13.float() @ xt
+            act = F.silu(gu[:m["IS"]]) * gu[m["IS"]:]
+            acc += W.sw2.float() @ act
+        outs.append(acc)
+    return torch.stack(outs)
+
+
 def torch_gate(x, W):
     try:
         return torch.mm(x, W.wg.t(), out_dtype=torch.float32)
@@ -329,6 +354,13 @@ def run_config(lib, name, m, W, T, args, ceil):
     torch.cuda.synchronize()
     res["routed_relL2_same_routing"] = rel_l2(r_o, r_t)
     res["nan_in_ours"] = bool(torch.isnan(out_o).any().item())
+    # Both against fp32 end to end, on the first tokens, with our routing
+    # (where the two routings agree the reference is the same for both).
+    n = min(T, args.ref_tokens)
+    ref = fp32_reference(x, ids, weights, W, m, n)
+    agree = same[:n]
+    res["ours_relL2_vs_fp32"] = rel_l2(out_o[:n][agree], ref[agree]) if agree.any() else float("nan")
+    res["torch_relL2_vs_fp32"] = rel_l2(out_t[:n][agree], ref[agree]) if agree.any() else float("nan")
     del out_o, out_t, r_t, keep_o, keep_t
 
     # Decode-style weight traffic: the weights of every expert that got a token.
@@ -350,6 +382,10 @@ def run_config(lib, name, m, W, T, args, ceil):
             res[f"ours_routed_{impl}_ms"], _ = time_ms(
                 lambda: lib.routed(x, ids, weights, W.w13, W.w2, r_o, ws, m), reps=max(3, reps // 2))
             lib.set_impl("auto")
+        lib.set_pdl(False)
+        res["ours_routed_nopdl_ms"], _ = time_ms(
+            lambda: lib.routed(x, ids, weights, W.w13, W.w2, r_o, ws, m), reps=max(3, reps // 2))
+        lib.set_pdl(True)
     res["ours_routed_TFLOPs"] = flops / (res["ours_routed_ms"] * 1e-3) / 1e12
     res["torch_routed_TFLOPs"] = flops / (res["torch_routed_ms"] * 1e-3) / 1e12
     res["ours_routed_weight_TBps"] = weight_bytes / (res["ours_routed_ms"] * 1e-3) / 1e12
@@ -370,7 +406,7 @@ def fmt_table(rows, ceil, dev):
                f"bf16 8192^3 mm {ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s")
     hdr = ("| model | T | ours layer ms | torch layer ms | ours routed ms | TFLOP/s | "
            "torch routed ms | TFLOP/s | ours peak MB (sum) | torch peak MB | layer relL2 | "
-           "routed relL2 (same routing) | routing agree |")
+           "routed relL2 (same routing) | routing agree | ours / torch relL2 vs fp32 |")
     out.append(hdr)
     out.append("|" + "---|" * (hdr.count("|") - 1))
     for r in rows:
@@ -379,7 +415,8 @@ def fmt_table(rows, ceil, dev):
             f"{r['ours_routed_ms']:.3f} | {r['ours_routed_TFLOPs']:.0f} | {r['torch_routed_ms']:.3f} | "
             f"{r['torch_routed_TFLOPs']:.0f} | {r['ours_peak_MB']:.0f} ({r['ours_alloc_sum_MB']:.0f}) | "
             f"{r['torch_peak_MB']:.0f} | {r['layer_relL2']:.2e} | {r['routed_relL2_same_routing']:.2e} | "
-            f"{100 * r['routing_agreement']:.2f}% |")
+            f"{100 * r['routing_agreement']:.2f}% | {r['ours_relL2_vs_fp32']:.2e} / "
+            f"{r['torch_relL2_vs_fp32']:.2e} |")
     dec = [r for r in rows if r["T"] <= 64]
     if dec:
         out.append("")
@@ -394,11 +431,11 @@ def fmt_table(rows, ceil, dev):
     imp = [r for r in rows if "ours_routed_mma_ms" in r]
     if imp:
         out.append("")
-        out.append("| model | T | routed wgmma ms | routed mma.sync ms |")
-        out.append("|---|---|---|---|")
+        out.append("| model | T | routed wgmma ms | routed mma.sync ms | wgmma without PDL ms |")
+        out.append("|---|---|---|---|---|")
         for r in imp:
             out.append(f"| {r['model']} | {r['T']} | {r['ours_routed_ms']:.3f} | "
-                       f"{r['ours_routed_mma_ms']:.3f} |")
+                       f"{r['ours_routed_mma_ms']:.3f} | {r['ours_routed_nopdl_ms']:.3f} |")
     return "\n".join(out)
 
 
@@ -406,7 +443,7 @@ def profile_once(lib, args):
     """One routed-experts call of the first model at the largest T, for ncu."""
     name = args.models.split(",")[0]
     m = MODELS[name]
-    T = max(int(t) for t in args.tokens.split(","))
+    T = args.profile_tokens or max(int(t) for t in args.tokens.split(","))
     W = Weights(m, seed=1)
     x = torch.randn(T, m["H"], device="cuda", dtype=torch.bfloat16)
     logits = torch.empty(T, m["E"], device="cuda", dtype=torch.float32)
@@ -433,6 +470,9 @@ def main():
     ap.add_argument("--compare-impls", action="store_true",
                     help="also time the mma.sync GEMMs")
     ap.add_argument("--profile-once", action="store_true")
+    ap.add_argument("--profile-tokens", type=int, default=0)
+    ap.add_argument("--ref-tokens", type=int, default=16,
+                    help="tokens checked against the fp32 reference")
     args = ap.parse_args()
     lib = Lib(os.path.abspath(args.lib))
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -77,11 +77,12 @@ if has sass; then
 fi
 
 if has profile; then
-  echo "== ncu per-kernel times (one routed call, first model, largest T)"
-  timeout ${PROFILE_TIMEOUT:-120} ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
-    --csv python3 bench/moe_bench.py --lib "$BUILD/libmoe_kernels_capi.so" --profile-once $BENCH_ARGS \
-    > "$OUTDIR/ncu.csv" 2>&1
-  python3 - "$OUTDIR/ncu.csv" <<'PY'
+  for T in ${PROFILE_TOKENS:-16384 64}; do
+    echo "== ncu per-kernel times (one routed call, first model, T=$T)"
+    timeout ${PROFILE_TIMEOUT:-120} ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
+      --csv python3 bench/moe_bench.py --lib "$BUILD/libmoe_kernels_capi.so" --profile-once --profile-tokens $T $BENCH_ARGS \
+      > "$OUTDIR/ncu_$T.csv" 2>&1
+    python3 - "$OUTDIR/ncu_$T.csv" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 if not rows: print(open(sys.argv[1]).read()[-2000:]); sys.exit()
@@ -97,6 +98,7 @@ tot = sum(s for _, s in agg.values())
 for k, (n, s) in agg.items(): print(f"{s*scale:9.1f} us  x{n:3d}  {k}")
 print(f"{tot*scale:9.1f} us  total")
 PY
+  done
 fi
 
 if has bench; then

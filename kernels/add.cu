@@ -12,6 +12,7 @@ template <typename Elem>
 __global__ __launch_bounds__(kAddThreads) void addScalarKernel(
     const Elem *lhs, const Elem *rhs, Elem *out, int64_t n, float scale) {
   using Tr = detail::ElemTraits<Elem>;
+  detail::pdlWaitAndTrigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = Tr::fromFloat(
@@ -23,6 +24,7 @@ template <typename Elem>
 __global__ __launch_bounds__(kAddThreads) void addVec8Kernel(
     const Elem *lhs, const Elem *rhs, Elem *out, int64_t n8, float scale) {
   using Tr = detail::ElemTraits<Elem>;
+  detail::pdlWaitAndTrigger();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n8;
        i += int64_t(gridDim.x) * blockDim.x) {
     uint4 a = reinterpret_cast<const uint4 *>(lhs)[i];
@@ -55,8 +57,10 @@ cudaError_t launchAdd(const void *lhs, const void *rhs, void *out, int64_t n,
       int64_t blocks = detail::ceilDiv(n8, kAddThreads);
       if (blocks > 65536 * 8)
         blocks = 65536 * 8;
-      addVec8Kernel<Elem><<<static_cast<unsigned>(blocks), kAddThreads, 0,
-                            stream>>>(l, r, o, n8, scale);
+      MOEK_CHECK_CUDA(detail::launchKernel(addVec8Kernel<Elem>,
+                                           dim3(unsigned(blocks)),
+                                           dim3(kAddThreads), 0, stream, l, r,
+                                           o, n8, scale));
       MOEK_CHECK_LAUNCH("addVec8Kernel");
       head = n8 * 8;
     }
@@ -66,8 +70,9 @@ cudaError_t launchAdd(const void *lhs, const void *rhs, void *out, int64_t n,
     int64_t blocks = detail::ceilDiv(rest, kAddThreads);
     if (blocks > 65536 * 8)
       blocks = 65536 * 8;
-    addScalarKernel<Elem><<<static_cast<unsigned>(blocks), kAddThreads, 0,
-                            stream>>>(l + head, r + head, o + head, rest, scale);
+    MOEK_CHECK_CUDA(detail::launchKernel(
+        addScalarKernel<Elem>, dim3(unsigned(blocks)), dim3(kAddThreads), 0,
+        stream, l + head, r + head, o + head, rest, scale));
     MOEK_CHECK_LAUNCH("addScalarKernel");
   }
   return cudaSuccess;

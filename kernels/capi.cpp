@@ -70,6 +70,8 @@ void moek_set_gemm_impl(int impl) {
   moek::setGemmImpl(static_cast<moek::GemmImpl>(impl));
 }
 
+void moek_set_pdl(int enabled) { moek::setProgrammaticLaunch(enabled != 0); }
+
 const char *moek_last_error(void) { return moek::lastErrorMessage(); }
 
 } // extern "C"

@@ -25,7 +25,15 @@ int initialGemmImpl() {
 }
 
 std::atomic<int> gemmImpl{initialGemmImpl()};
+
+bool initialPdl() {
+  const char *env = std::getenv("MOEK_PDL");
+  return !(env && !std::strcmp(env, "0"));
+}
+std::atomic<bool> pdl{initialPdl()};
 } // namespace
+
+void setProgrammaticLaunch(bool enabled) { pdl.store(enabled); }
 
 const char *lastErrorMessage() { return lastError.c_str(); }
 
@@ -33,6 +41,8 @@ void setGemmImpl(GemmImpl impl) { gemmImpl.store(static_cast<int>(impl)); }
 GemmImpl getGemmImpl() { return static_cast<GemmImpl>(gemmImpl.load()); }
 
 namespace detail {
+
+bool pdlEnabled() { return pdl.load(std::memory_order_relaxed); }
 
 cudaError_t setError(cudaError_t err, const std::string &what) {
   lastError = what + ": " + cudaGetErrorString(err);

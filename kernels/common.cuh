@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace moek {
 namespace detail {
@@ -32,6 +33,40 @@ struct DeviceInfo {
 cudaError_t currentDeviceInfo(DeviceInfo &info);
 
 inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+//===--- Programmatic dependent launch (PDL) ----------------------------===//
+//
+// Every kernel of this library is launched with programmatic stream
+// serialization and starts with pdlWaitAndTrigger(): it lets the next kernel
+// in the stream be scheduled as soon as this one is running (hiding launch
+// latency and prologues), while griddepcontrol.wait blocks until the previous
+// grid has completed and its memory is visible. No kernel touches global
+// memory before that wait, so every read-after-write and write-after-read
+// between kernels keeps its order. MOEK_PDL=0 turns the attribute off.
+
+__device__ __forceinline__ void pdlWaitAndTrigger() {
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+bool pdlEnabled();
+
+/// cudaLaunchKernelEx with the PDL attribute (when enabled).
+template <typename... KArgs, typename... Args>
+cudaError_t launchKernel(void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                         size_t smem, cudaStream_t stream, Args &&...args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdlEnabled() ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
 
 } // namespace detail
 } // namespace moek

@@ -60,6 +60,7 @@ __global__ __launch_bounds__(256) void gateMixedKernel(const TA *x, const TB *w,
                                                        int64_t H, int64_t E) {
   __shared__ float xs[kGK][kGT + 1];
   __shared__ float ws[kGK][kGT + 1];
+  detail::pdlWaitAndTrigger();
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const int64_t t0 = int64_t(blockIdx.y) * kGT, e0 = int64_t(blockIdx.x) * kGT;
   float acc[4][4] = {};
@@ -109,20 +110,26 @@ cudaError_t launchMixed(const void *x, DType wt, const void *w, float *out,
   if (detail::ceilDiv(T, kGT) > 65535)
     return detail::unsupported("gate (mixed dtypes): T > 4M");
   const TA *xa = static_cast<const TA *>(x);
+  cudaError_t err;
   switch (wt) {
   case DType::BF16:
-    gateMixedKernel<TA, __nv_bfloat16><<<grid, 256, 0, stream>>>(
-        xa, static_cast<const __nv_bfloat16 *>(w), out, T, H, E);
+    err = detail::launchKernel(gateMixedKernel<TA, __nv_bfloat16>, grid,
+                               dim3(256), 0, stream, xa,
+                               static_cast<const __nv_bfloat16 *>(w), out, T,
+                               H, E);
     break;
   case DType::F16:
-    gateMixedKernel<TA, __half><<<grid, 256, 0, stream>>>(
-        xa, static_cast<const __half *>(w), out, T, H, E);
+    err = detail::launchKernel(gateMixedKernel<TA, __half>, grid, dim3(256), 0,
+                               stream, xa, static_cast<const __half *>(w), out,
+                               T, H, E);
     break;
   default:
-    gateMixedKernel<TA, float><<<grid, 256, 0, stream>>>(
-        xa, static_cast<const float *>(w), out, T, H, E);
+    err = detail::launchKernel(gateMixedKernel<TA, float>, grid, dim3(256), 0,
+                               stream, xa, static_cast<const float *>(w), out,
+                               T, H, E);
     break;
   }
+  MOEK_CHECK_CUDA(err);
   MOEK_CHECK_LAUNCH("gateMixedKernel");
   return cudaSuccess;
 }

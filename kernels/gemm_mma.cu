@@ -91,6 +91,7 @@ __global__ __launch_bounds__(kThreads) void mmaGemmKernel(GemmProblem p,
   int *sOff = reinterpret_cast<int *>(smem + kPipeBytes);
   int *sTiles = sOff + p.numGroups + 1;
 
+  pdlWaitAndTrigger();
   if (threadIdx.x < 32)
     buildTilePrefix<kBM>(p.offsets, p.numGroups, p.rows, sOff, sTiles);
   __syncthreads();
@@ -270,6 +271,7 @@ template <typename Elem, GemmMode MODE>
 __global__ __launch_bounds__(128) void simtGemmKernel(GemmProblem p,
                                                       int64_t rowStart) {
   using Tr = ElemTraits<Elem>;
+  pdlWaitAndTrigger();
   const int64_t row = rowStart + blockIdx.y;
   const int64_t col = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int g = groupOfRow(p.offsets, p.numGroups, p.rows, row);
@@ -321,12 +323,14 @@ cudaError_t launchMmaTyped(const GemmProblem &p, cudaStream_t stream) {
     auto k = mmaGemmKernel<Elem, GemmMode::GateUp>;
     MOEK_CHECK_CUDA(cudaFuncSetAttribute(
         k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    k<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p, nTilesN);
+    MOEK_CHECK_CUDA(launchKernel(k, dim3(unsigned(blocks)), dim3(kThreads),
+                                 smem, stream, p, nTilesN));
   } else {
     auto k = mmaGemmKernel<Elem, GemmMode::Down>;
     MOEK_CHECK_CUDA(cudaFuncSetAttribute(
         k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    k<<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(p, nTilesN);
+    MOEK_CHECK_CUDA(launchKernel(k, dim3(unsigned(blocks)), dim3(kThreads),
+                                 smem, stream, p, nTilesN));
   }
   MOEK_CHECK_LAUNCH("mmaGemmKernel");
   return cudaSuccess;
@@ -342,10 +346,9 @@ cudaError_t launchSimtTyped(const GemmProblem &p, cudaStream_t stream) {
     int64_t n = p.rows - r0 < 65535 ? p.rows - r0 : 65535;
     dim3 grid(static_cast<unsigned>(ceilDiv(cols, 128)),
               static_cast<unsigned>(n));
-    if (p.mode == GemmMode::GateUp)
-      simtGemmKernel<Elem, GemmMode::GateUp><<<grid, 128, 0, stream>>>(p, r0);
-    else
-      simtGemmKernel<Elem, GemmMode::Down><<<grid, 128, 0, stream>>>(p, r0);
+    auto k = p.mode == GemmMode::GateUp ? simtGemmKernel<Elem, GemmMode::GateUp>
+                                        : simtGemmKernel<Elem, GemmMode::Down>;
+    MOEK_CHECK_CUDA(launchKernel(k, grid, dim3(128), 0, stream, p, r0));
     MOEK_CHECK_LAUNCH("simtGemmKernel");
   }
   return cudaSuccess;

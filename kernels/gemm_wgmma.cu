@@ -36,14 +36,25 @@ namespace moek {
 namespace detail {
 namespace {
 
-constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 4;
+constexpr int kBM = 128, kBN = 256, kBK = 64;
 constexpr int kThreads = 384;
 constexpr int kAStageBytes = kBM * kBK * 2; // 16 KB
 constexpr int kBStageBytes = kBN * kBK * 2; // 32 KB
-constexpr size_t kPipeBytes = size_t(kStages) * (kAStageBytes + kBStageBytes);
 constexpr int kProducerRegs = 56;
 constexpr int kConsumerRegs = 224;
 constexpr int kConsumerThreads = 256;
+/// GateUp streams K = H (thousands) through a 4-stage ring. Down has K = I
+/// (hundreds): 3 stages, and 2 x 32 KB of staging for the TMA-store epilogue.
+template <GemmMode MODE> __host__ __device__ constexpr int stagesOf() {
+  return MODE == GemmMode::GateUp ? 4 : 3;
+}
+constexpr int kStagingBytes = 64 * kBN * 2; // one consumer's 64 x 256 tile
+template <GemmMode MODE> __host__ __device__ constexpr size_t pipeBytesOf() {
+  return size_t(stagesOf<MODE>()) * (kAStageBytes + kBStageBytes);
+}
+template <GemmMode MODE> __host__ __device__ constexpr size_t stagingBytesOf() {
+  return MODE == GemmMode::Down ? 2 * size_t(kStagingBytes) : 0;
+}
 
 __device__ __forceinline__ uint32_t smemAddr(const void *p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -149,16 +160,46 @@ template <> struct Wgmma<__half> {
   }
 };
 
+__device__ __forceinline__ void tmaStore2d(const CUtensorMap *map,
+                                           uint32_t src, int x, int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], "
+      "[%1];\n" ::"l"(reinterpret_cast<uint64_t>(map)),
+      "r"(src), "r"(x), "r"(y)
+      : "memory");
+}
+__device__ __forceinline__ void bulkCommit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+/// Waits until earlier bulk stores of this thread have read their source.
+__device__ __forceinline__ void bulkWaitRead() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulkWaitAll() {
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void namedBarrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void stShared32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+
 template <typename Elem, GemmMode MODE>
 __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     const __grid_constant__ CUtensorMap tmA,
-    const __grid_constant__ CUtensorMap tmB, GemmProblem p, int nTilesN) {
+    const __grid_constant__ CUtensorMap tmB,
+    const __grid_constant__ CUtensorMap tmOut, GemmProblem p, int nTilesN) {
+  constexpr int kStages = stagesOf<MODE>();
+  constexpr size_t kPipeBytes = pipeBytesOf<MODE>();
   extern __shared__ unsigned char smemRaw[];
   unsigned char *smem = reinterpret_cast<unsigned char *>(
       (reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
   unsigned char *aPipe = smem;
   unsigned char *bPipe = smem + kStages * kAStageBytes;
-  uint64_t *fullBar = reinterpret_cast<uint64_t *>(smem + kPipeBytes);
+  unsigned char *staging = smem + kPipeBytes; // Down only, 1024-aligned
+  uint64_t *fullBar =
+      reinterpret_cast<uint64_t *>(staging + stagingBytesOf<MODE>());
   uint64_t *emptyBar = fullBar + kStages;
   int *sOff = reinterpret_cast<int *>(emptyBar + kStages);
   int *sTiles = sOff + p.numGroups + 1;
@@ -171,6 +212,9 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
+  // Nothing above touches global memory; everything below may depend on the
+  // previous kernel in the stream.
+  pdlWaitAndTrigger();
   if (threadIdx.x >= 32 && threadIdx.x < 64)
     buildTilePrefix<kBM>(p.offsets, G, p.rows, sOff, sTiles);
   __syncthreads();
@@ -263,14 +307,22 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       d[i] = 0.f;
     using Tr = ElemTraits<Elem>;
     Elem *out = static_cast<Elem *>(p.out);
+    const uint32_t stage0 = smemAddr(staging + cw * kStagingBytes);
     int it = 0;
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
       const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
+      // A warpgroup whose 64 rows are all past the group's end only releases
+      // the stages: the other one then has the tensor cores to itself.
+      const bool active = cw * 64 < tc.rowsHere;
       int prevS = 0;
       for (int kb = 0; kb < numK; ++kb, ++it) {
         const int s = it % kStages;
         const uint32_t ph = (it / kStages) & 1;
         mbarWait(smemAddr(&fullBar[s]), ph);
+        if (!active) {
+          mbarArrive(smemAddr(&emptyBar[s]));
+          continue;
+        }
         if (MODE == GemmMode::GateUp)
           fenceProxyAsync(); // A arrived through cp.async (generic proxy)
         wgmmaFence();
@@ -288,9 +340,42 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         }
         prevS = s;
       }
+      if (!active)
+        continue;
       wgmmaWait<0>();
       wgmma::fenceOperand(d);
       mbarArrive(smemAddr(&emptyBar[prevS]));
+
+      if (MODE == GemmMode::Down && tc.rowsHere == kBM &&
+          (tc.nTile + 1) * kBN <= p.nExtent) {
+        // Full tile: stage it in shared memory (128-byte swizzle, four
+        // 64x64 boxes) and let the TMA engine store it while the warpgroup
+        // goes on with the next tile.
+        if (ctid == 0)
+          bulkWaitRead(); // the previous tile's store has read the staging
+        namedBarrier(1 + cw, 128);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int r = warpInWg * 16 + lane / 4 + 8 * half; // 0..63
+#pragma unroll
+          for (int i = 0; i < 32; ++i) {
+            const uint32_t addr = stage0 + (i / 8) * 8192 + r * 128 +
+                                  (((i % 8) ^ (r & 7)) << 4) + q * 4;
+            stShared32(addr,
+                       Tr::pack2(d[4 * i + 2 * half], d[4 * i + 2 * half + 1]));
+          }
+        }
+        fenceProxyAsync();
+        namedBarrier(1 + cw, 128);
+        if (ctid == 0) {
+#pragma unroll
+          for (int b = 0; b < 4; ++b)
+            tmaStore2d(&tmOut, stage0 + b * 8192, tc.nTile * kBN + b * 64,
+                       tc.rowBase + cw * 64);
+          bulkCommit();
+        }
+        continue;
+      }
 
       // Epilogue straight from registers: (row, 2 adjacent columns) pairs.
 #pragma unroll
@@ -323,6 +408,8 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         }
       }
     }
+    if (MODE == GemmMode::Down && ctid == 0)
+      bulkWaitAll(); // staged stores complete before the block exits
   }
 }
 
@@ -347,16 +434,17 @@ cudaError_t encodeFn(PFN_cuTensorMapEncodeTiled_v12000 &fn) {
   return cudaSuccess;
 }
 
-/// 2-D map over a row-major [rows, inner] matrix with 64 x boxRows boxes.
+/// 2-D map over a row-major [rows, inner] matrix (row stride ld elements)
+/// with 64 x boxRows boxes.
 cudaError_t makeMap(CUtensorMap &map, const void *base, DType dtype,
-                    int64_t inner, int64_t rows, int boxRows) {
+                    int64_t inner, int64_t rows, int boxRows, int64_t ld = 0) {
   PFN_cuTensorMapEncodeTiled_v12000 fn;
   cudaError_t err = encodeFn(fn);
   if (err != cudaSuccess)
     return err;
   cuuint64_t dims[2] = {static_cast<cuuint64_t>(inner),
                         static_cast<cuuint64_t>(rows)};
-  cuuint64_t strides[1] = {static_cast<cuuint64_t>(inner) * 2};
+  cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld ? ld : inner) * 2};
   cuuint32_t box[2] = {static_cast<cuuint32_t>(kBK),
                        static_cast<cuuint32_t>(boxRows)};
   cuuint32_t elemStrides[2] = {1, 1};
@@ -389,33 +477,42 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
     return cudaSuccess;
   if (tiles > INT32_MAX)
     return unsupported("wgmma GEMM: too many tiles");
-  const size_t smem = 1024 + kPipeBytes + 2 * kStages * sizeof(uint64_t) +
-                      2 * sizeof(int) * (p.numGroups + 1);
+  const bool down = p.mode == GemmMode::Down;
+  const size_t smem =
+      1024 +
+      (down ? pipeBytesOf<GemmMode::Down>() + stagingBytesOf<GemmMode::Down>()
+            : pipeBytesOf<GemmMode::GateUp>()) +
+      2 * 4 * sizeof(uint64_t) + 2 * sizeof(int) * (p.numGroups + 1);
   if (smem > info.maxSmemOptin)
     return unsupported("wgmma GEMM: too many groups for shared memory");
 
-  CUtensorMap mapA, mapB;
+  CUtensorMap mapA, mapB, mapOut;
   std::memset(&mapA, 0, sizeof(mapA));
-  if (p.mode == GemmMode::GateUp) {
+  std::memset(&mapOut, 0, sizeof(mapOut));
+  if (!down) {
     err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows,
                   kBN / 2);
   } else {
     err = makeMap(mapA, p.a, dtype, p.kDim, p.rows, kBM);
     if (err == cudaSuccess)
       err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows, kBN);
+    // The output: [rows, nExtent] columns of a matrix with leading dimension
+    // ldo; boxes of 64 x 64 (the epilogue stores full tiles only).
+    if (err == cudaSuccess)
+      err = makeMap(mapOut, p.out, dtype, p.nExtent, p.rows, 64, p.ldo);
   }
   if (err != cudaSuccess)
     return err;
 
   const unsigned grid =
       static_cast<unsigned>(tiles < info.smCount ? tiles : info.smCount);
-  auto kernel = p.mode == GemmMode::GateUp
-                    ? wgmmaGemmKernel<Elem, GemmMode::GateUp>
-                    : wgmmaGemmKernel<Elem, GemmMode::Down>;
+  auto kernel = down ? wgmmaGemmKernel<Elem, GemmMode::Down>
+                     : wgmmaGemmKernel<Elem, GemmMode::GateUp>;
   MOEK_CHECK_CUDA(cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
       static_cast<int>(smem)));
-  kernel<<<grid, kThreads, smem, stream>>>(mapA, mapB, p, nTilesN);
+  MOEK_CHECK_CUDA(launchKernel(kernel, dim3(grid), dim3(kThreads), smem, stream,
+                               mapA, mapB, mapOut, p, nTilesN));
   MOEK_CHECK_LAUNCH("wgmmaGemmKernel");
   return cudaSuccess;
 }
@@ -435,9 +532,9 @@ cudaError_t launchGemmWgmma(const GemmProblem &p, DType dtype,
   if ((reinterpret_cast<uintptr_t>(p.a) | reinterpret_cast<uintptr_t>(p.b)) %
           16 != 0)
     return unsupported("wgmma GEMM: operands must be 16-byte aligned");
-  if ((reinterpret_cast<uintptr_t>(p.out) % 4) != 0 ||
-      (p.mode == GemmMode::GateUp ? p.inter % 2 : p.ldo % 2) != 0)
-    return unsupported("wgmma GEMM: output pairs must be 4-byte aligned");
+  if ((reinterpret_cast<uintptr_t>(p.out) % 16) != 0 ||
+      (p.mode == GemmMode::GateUp ? p.inter % 2 : p.ldo % 8) != 0)
+    return unsupported("wgmma GEMM: output rows must be 16-byte aligned");
   if (p.numGroups * p.bGroupRows > INT32_MAX || p.rows > INT32_MAX)
     return unsupported("wgmma GEMM: more than 2^31 rows");
   switch (dtype) {

@@ -66,6 +66,10 @@ enum class GemmImpl : int {
 void setGemmImpl(GemmImpl impl);
 GemmImpl getGemmImpl();
 
+/// Programmatic dependent launch between this library's kernels (default on;
+/// the environment variable MOEK_PDL=0 turns it off). For A/B timing.
+void setProgrammaticLaunch(bool enabled);
+
 /// Text describing the last failure on this thread ("" when none).
 const char *lastErrorMessage();
 

@@ -50,6 +50,7 @@ __device__ __forceinline__ void warpSegment(int64_t n, int warp,
 
 __global__ __launch_bounds__(kRouteThreads) void routeCount(
     const int32_t *ids, int64_t n, int32_t *offsets) {
+  pdlWaitAndTrigger();
   __shared__ int warpTotals[kRouteWarps];
   const int e = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int64_t begin, end;
@@ -69,6 +70,7 @@ __global__ __launch_bounds__(kRouteThreads) void routeCount(
 __global__ __launch_bounds__(kRouteThreads) void routeScan(int32_t *offsets,
                                                            int E) {
   // offsets[1..E] hold counts; make them inclusive prefix sums, offsets[0]=0.
+  pdlWaitAndTrigger();
   __shared__ int warpSums[kRouteWarps];
   __shared__ int carry;
   if (threadIdx.x == 0) {
@@ -114,6 +116,7 @@ __global__ __launch_bounds__(kRouteThreads) void routeScan(int32_t *offsets,
 __global__ __launch_bounds__(kRouteThreads) void routeCompact(
     const int32_t *ids, int64_t n, const int32_t *offsets, int32_t *sorted,
     int32_t *inverse) {
+  pdlWaitAndTrigger();
   __shared__ int warpBase[kRouteWarps];
   const int e = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int64_t begin, end;
@@ -163,14 +166,14 @@ cudaError_t launchRouting(const int32_t *ids, int64_t numPairs, int64_t E,
                           cudaStream_t stream) {
   MOEK_CHECK_CUDA(cudaMemsetAsync(inverse, 0xff,
                                   sizeof(int32_t) * numPairs, stream));
-  routeCount<<<static_cast<unsigned>(E), kRouteThreads, 0, stream>>>(
-      ids, numPairs, offsets);
-  MOEK_CHECK_LAUNCH("routeCount");
-  routeScan<<<1, kRouteThreads, 0, stream>>>(offsets, static_cast<int>(E));
-  MOEK_CHECK_LAUNCH("routeScan");
-  routeCompact<<<static_cast<unsigned>(E), kRouteThreads, 0, stream>>>(
-      ids, numPairs, offsets, sorted, inverse);
-  MOEK_CHECK_LAUNCH("routeCompact");
+  MOEK_CHECK_CUDA(launchKernel(routeCount, dim3(unsigned(E)),
+                               dim3(kRouteThreads), 0, stream, ids, numPairs,
+                               offsets));
+  MOEK_CHECK_CUDA(launchKernel(routeScan, dim3(1), dim3(kRouteThreads), 0,
+                               stream, offsets, static_cast<int>(E)));
+  MOEK_CHECK_CUDA(launchKernel(routeCompact, dim3(unsigned(E)),
+                               dim3(kRouteThreads), 0, stream, ids, numPairs,
+                               offsets, sorted, inverse));
   return cudaSuccess;
 }
 

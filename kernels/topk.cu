@@ -54,6 +54,7 @@ __device__ __forceinline__ void warpArgMax(float &v, int &i) {
 
 __global__ __launch_bounds__(kTopkWarps * 32) void topkKernel(TopkArgs a) {
   extern __shared__ float smem[];
+  detail::pdlWaitAndTrigger();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int t = blockIdx.x * kTopkWarps + warp;
   if (t >= a.T)
@@ -211,7 +212,8 @@ cudaError_t topk(const float *logits, const float *bias, int32_t *topkIds,
   a.scale = p.routedScalingFactor;
   size_t smem = static_cast<size_t>(kTopkWarps) * 2 * E * sizeof(float);
   dim3 grid(static_cast<unsigned>(detail::ceilDiv(T, kTopkWarps)));
-  topkKernel<<<grid, kTopkWarps * 32, smem, stream>>>(a);
+  MOEK_CHECK_CUDA(
+      detail::launchKernel(topkKernel, grid, dim3(kTopkWarps * 32), smem, stream, a));
   MOEK_CHECK_LAUNCH("topkKernel");
   return cudaSuccess;
 }

@@ -507,12 +507,13 @@ int main(int argc, char **argv) {
   std::vector<RoutedCase> cases = {
       {"T=1", 1, 256, 8, 2, 64, {}, false, false},
       {"odd+empty experts", 100, 200, 16, 4, 96, {3, 7, 8, 15}, false, false},
-      {"odd H, 3 column blocks", 257, 1100, 8, 3, 136, {}, false, false},
+      {"odd H, 3 column blocks", 257, 1096, 8, 3, 136, {}, false, false},
       {"invalid ids", 64, 512, 32, 8, 128, {}, true, false},
   };
   if (!quick) {
     cases.push_back({"persistent, many tiles", 2048, 1024, 8, 8, 512, {}, false, false});
     cases.push_back({"skewed", 300, 768, 64, 6, 256, {5}, false, true});
+    cases.push_back({"H % 8 != 0 (SIMT)", 33, 1100, 8, 2, 72, {}, false, false});
   }
   for (const auto &c : cases)
     testRouted(c, DType::BF16, quick ? fast : all);
@@ -526,7 +527,8 @@ int main(int argc, char **argv) {
   testShared(1, 256, 64, DType::BF16, quick ? fast : all);
   testShared(77, 200, 96, DType::BF16, quick ? fast : all);
   if (!quick) {
-    testShared(300, 1100, 136, DType::BF16, all);
+    testShared(300, 1096, 136, DType::BF16, all);
+    testShared(20, 1100, 72, DType::BF16, all); // H % 8 != 0: SIMT only
     testShared(2048, 1024, 512, DType::BF16, all);
     testShared(77, 200, 96, DType::F16, all);
     testShared(77, 200, 96, DType::F32, all);
