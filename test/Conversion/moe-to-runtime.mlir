@@ -1,0 +1,57 @@
+// RUN: moe-opt %s -split-input-file --convert-moe-to-runtime -verify-diagnostics | FileCheck %s
+
+// Each op becomes one call into the runtime with its buffers' aligned
+// pointers, sizes and dtype codes (bf16 = 0, f16 = 1, f32 = 2).
+// CHECK-LABEL: func.func @layer
+// CHECK:       %[[T:.*]] = memref.dim %arg0, %c0
+// CHECK:       call @moert_gate({{.*}}) : (!llvm.ptr, i32, !llvm.ptr, i32, !llvm.ptr, i64, i64, i64) -> i32
+// CHECK:       call @moert_topk({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i32, i64, i64, i32, f32) -> i32
+// CHECK:       %[[NULL:.*]] = llvm.mlir.zero : !llvm.ptr
+// CHECK:       call @moert_routed_experts({{.*}}, %[[NULL]], {{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i64, i64, i64, i64, i64) -> i32
+// CHECK:       call @moert_shared_experts({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i64, i64, i64) -> i32
+// CHECK:       call @moert_add({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i64, i64, f32) -> i32
+// CHECK-NOT:   moe.
+// CHECK:       func.func private @moert_gate(!llvm.ptr, i32, !llvm.ptr, i32, !llvm.ptr, i64, i64, i64) -> i32
+func.func @layer(%x: memref<?x64xbf16>, %wg: memref<8x64xbf16>, %b: memref<8xf32>, %w13: memref<8x32x64xbf16>, %w2: memref<8x64x16xbf16>, %sw13: memref<32x64xbf16>, %sw2: memref<64x16xbf16>, %out: memref<?x64xbf16>) {
+  %c0 = arith.constant 0 : index
+  %T = memref.dim %x, %c0 : memref<?x64xbf16>
+  %logits = memref.alloc(%T) : memref<?x8xf32>
+  moe.gate ins(%x, %wg : memref<?x64xbf16>, memref<8x64xbf16>) outs(%logits : memref<?x8xf32>)
+  %ids = memref.alloc(%T) : memref<?x2xi32>
+  %w = memref.alloc(%T) : memref<?x2xf32>
+  moe.topk sigmoid ins(%logits : memref<?x8xf32>) bias(%b : memref<8xf32>) outs(%ids, %w : memref<?x2xi32>, memref<?x2xf32>) {k = 2 : i64, n_group = 4 : i64, topk_group = 2 : i64, renormalize, routed_scaling_factor = 2.5 : f32}
+  %r = memref.alloc(%T) : memref<?x64xbf16>
+  moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x64xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<8x32x64xbf16>, memref<8x64x16xbf16>) outs(%r : memref<?x64xbf16>)
+  %sh = memref.alloc(%T) : memref<?x64xbf16>
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x64xbf16>, memref<32x64xbf16>, memref<64x16xbf16>) outs(%sh : memref<?x64xbf16>)
+  moe.add ins(%r, %sh : memref<?x64xbf16>, memref<?x64xbf16>) outs(%out : memref<?x64xbf16>)
+  return
+}
+
+// -----
+
+// A planned workspace is a pointer into the arena at its offset.
+// CHECK-LABEL: func.func @planned
+// CHECK:       %[[ARENA:.*]] = memref.alloc() {moe.arena} : memref<4096xi8>
+// CHECK:       memref.extract_aligned_pointer_as_index %[[ARENA]]
+// CHECK:       %[[OFF:.*]] = arith.constant 1024 : i64
+// CHECK:       %[[WS:.*]] = llvm.getelementptr %{{.*}}[%[[OFF]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+// CHECK:       call @moert_shared_experts(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[WS]],
+func.func @planned(%x: memref<4x64xbf16>, %sw13: memref<32x64xbf16>, %sw2: memref<64x16xbf16>) {
+  %arena = memref.alloc() {moe.arena} : memref<4096xi8>
+  %c0 = arith.constant 0 : index
+  %sh = memref.view %arena[%c0][] : memref<4096xi8> to memref<4x64xbf16>
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<4x64xbf16>, memref<32x64xbf16>, memref<64x16xbf16>) outs(%sh : memref<4x64xbf16>) {moe.workspace_offset = array<i64: 0, 1024>}
+  memref.dealloc %arena : memref<4096xi8>
+  return
+}
+
+// -----
+
+// Buffers the runtime cannot take: a strided view.
+func.func @strided(%x: memref<8x64xbf16>, %wg: memref<8x64xbf16>, %logits: memref<4x8xf32>) {
+  %v = memref.subview %x[0, 0] [4, 64] [2, 1] : memref<8x64xbf16> to memref<4x64xbf16, strided<[128, 1]>>
+  // expected-error @+1 {{operand 'hidden' must be contiguous (identity layout) to be passed to the runtime}}
+  moe.gate ins(%v, %wg : memref<4x64xbf16, strided<[128, 1]>>, memref<8x64xbf16>) outs(%logits : memref<4x8xf32>)
+  return
+}
