@@ -42,6 +42,10 @@ FailureOr<LinearSize> mlir::moe::getMemRefSize(MemRefType type) {
 
 Value mlir::moe::getUnderlyingBuffer(Value memref) {
   while (auto view = memref.getDefiningOp<ViewLikeOpInterface>()) {
+    // A typed view of raw bytes (a buffer placed in an arena by
+    // moe-plan-memory) is a buffer of its own.
+    if (isa<memref::ViewOp>(view))
+      break;
     if (view.getViewDest() != memref)
       break;
     memref = view.getViewSource();

@@ -35,7 +35,9 @@ int64_t getElementBytes(Type elementType);
 FailureOr<LinearSize> getMemRefSize(MemRefType type);
 
 /// The buffer a memref value is a view of: follows view-like ops
-/// (memref.subview, memref.cast, ...) to their source.
+/// (memref.subview, memref.cast, ...) to their source, but not
+/// memref.view: a typed view of raw bytes is a buffer of its own (this is how
+/// moe-plan-memory places buffers in an arena).
 Value getUnderlyingBuffer(Value memref);
 
 /// True for an argument of a function's entry block that is its own buffer:
