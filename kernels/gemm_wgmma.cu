@@ -66,22 +66,18 @@ __device__ __forceinline__ void mbarInit(uint32_t bar, uint32_t count) {
                : "memory");
 }
 
-__device__ __forceinline__ bool mbarTryWait(uint32_t bar, uint32_t parity) {
-  uint32_t ok;
+/// Spins until the phase with `parity` has completed. The loop lives inside
+/// the asm block: a C++ loop around try_wait is divergent control flow to
+/// ptxas, which then serialises the wgmma instructions that follow (C7518).
+__device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
   asm volatile("{\n"
                ".reg .pred p;\n"
-               "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-               "selp.u32 %0, 1, 0, p;\n"
-               "}\n"
-               : "=r"(ok)
-               : "r"(bar), "r"(parity)
+               "WAIT_%=:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+               "@!p bra WAIT_%=;\n"
+               "}\n" ::"r"(bar),
+               "r"(parity)
                : "memory");
-  return ok != 0;
-}
-
-__device__ __forceinline__ void mbarWait(uint32_t bar, uint32_t parity) {
-  while (!mbarTryWait(bar, parity)) {
-  }
 }
 
 __device__ __forceinline__ void mbarArrive(uint32_t bar) {
@@ -219,9 +215,11 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     buildTilePrefix<kBM>(p.offsets, G, p.rows, sOff, sTiles);
   __syncthreads();
 
-  const int total = sTiles[G] * nTilesN;
+  // Role and loop bounds are made warp-uniform through __shfl_sync, so that
+  // ptxas sees the wgmma instructions on convergent paths.
+  const int total = __shfl_sync(0xffffffffu, sTiles[G] * nTilesN, 0);
   const int numK = static_cast<int>((p.kDim + kBK - 1) / kBK);
-  const int wg = threadIdx.x / 128;
+  const int wg = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
 
   if (wg == 0) {
     //===--- producer ---===//
@@ -313,16 +311,21 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
       // A warpgroup whose 64 rows are all past the group's end only releases
       // the stages: the other one then has the tensor cores to itself.
-      const bool active = cw * 64 < tc.rowsHere;
+      const bool active =
+          __shfl_sync(0xffffffffu, cw * 64 < tc.rowsHere ? 1 : 0, 0) != 0;
+      if (!active) {
+        for (int kb = 0; kb < numK; ++kb, ++it) {
+          const int s = it % kStages;
+          mbarWait(smemAddr(&fullBar[s]), (it / kStages) & 1);
+          mbarArrive(smemAddr(&emptyBar[s]));
+        }
+        continue;
+      }
       int prevS = 0;
       for (int kb = 0; kb < numK; ++kb, ++it) {
         const int s = it % kStages;
         const uint32_t ph = (it / kStages) & 1;
         mbarWait(smemAddr(&fullBar[s]), ph);
-        if (!active) {
-          mbarArrive(smemAddr(&emptyBar[s]));
-          continue;
-        }
         if (MODE == GemmMode::GateUp)
           fenceProxyAsync(); // A arrived through cp.async (generic proxy)
         wgmmaFence();
@@ -340,8 +343,6 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         }
         prevS = s;
       }
-      if (!active)
-        continue;
       wgmmaWait<0>();
       wgmma::fenceOperand(d);
       mbarArrive(smemAddr(&emptyBar[prevS]));
