@@ -66,6 +66,7 @@ class Lib:
         L.moek_add.argtypes = [vp, vp, vp, i64, f32, i32, vp]
         L.moek_set_gemm_impl.argtypes = [i32]
         L.moek_set_pdl.argtypes = [i32]
+        L.moek_set_tuning.argtypes = [i32]
         L.moek_last_error.restype = ctypes.c_char_p
 
     def check(self, rc, what):
@@ -114,6 +115,9 @@ class Lib:
 
     def set_pdl(self, on):
         self.lib.moek_set_pdl(int(on))
+
+    def set_tuning(self, flags):
+        self.lib.moek_set_tuning(int(flags))
 
     def set_impl(self, name):
         self.lib.moek_set_gemm_impl({"auto": 0, "wgmma": 1, "mma": 2, "simt": 3}[name])
@@ -439,6 +443,53 @@ def fmt_table(rows, ceil, dev):
     return "\n".join(out)
 
 
+AB_VARIANTS = [  # name, tuning flags, PDL
+    ("default", 0, True),
+    ("PDL off", 0, False),
+    ("early PDL trigger", 2, True),
+    ("no idle-half skip", 1, True),
+]
+
+
+def ab_matrix(lib, args):
+    """Variants of our routed experts timed interleaved (one call of each per
+    round, median over rounds), so that clock drift hits all alike."""
+    name = args.models.split(",")[0]
+    m = MODELS[name]
+    W = Weights(m, seed=sum(map(ord, name)))
+    rows = []
+    for T in (int(t) for t in args.tokens.split(",")):
+        x = torch.randn(T, m["H"], device="cuda", dtype=torch.bfloat16)
+        logits = torch.empty(T, m["E"], device="cuda", dtype=torch.float32)
+        ids = torch.empty(T, m["K"], device="cuda", dtype=torch.int32)
+        w = torch.empty(T, m["K"], device="cuda", dtype=torch.float32)
+        lib.gate(x, W.wg, logits)
+        lib.topk(logits, W.bias, ids, w, m)
+        out = torch.empty_like(x)
+        ws = torch.empty(lib.routed_ws_bytes(T, m), device="cuda", dtype=torch.uint8)
+        times = {v[0]: [] for v in AB_VARIANTS}
+        for rnd in range(args.reps + 2):
+            for vname, flags, pdl in AB_VARIANTS:
+                lib.set_tuning(flags)
+                lib.set_pdl(pdl)
+                s = torch.cuda.Event(enable_timing=True)
+                e = torch.cuda.Event(enable_timing=True)
+                s.record()
+                lib.routed(x, ids, w, W.w13, W.w2, out, ws, m)
+                e.record()
+                e.synchronize()
+                if rnd >= 2:
+                    times[vname].append(s.elapsed_time(e))
+        lib.set_tuning(0)
+        lib.set_pdl(True)
+        row = dict(model=name, T=T, **{k: statistics.median(v) for k, v in times.items()})
+        rows.append(row)
+        print("AB", json.dumps(row), flush=True)
+    del W
+    torch.cuda.empty_cache()
+    return rows
+
+
 def profile_once(lib, args):
     """One routed-experts call of the first model at the largest T, for ncu."""
     name = args.models.split(",")[0]
@@ -470,6 +521,8 @@ def main():
     ap.add_argument("--compare-impls", action="store_true",
                     help="also time the mma.sync GEMMs")
     ap.add_argument("--profile-once", action="store_true")
+    ap.add_argument("--ab", action="store_true",
+                    help="first time the tuning variants of the first model")
     ap.add_argument("--profile-tokens", type=int, default=0)
     ap.add_argument("--ref-tokens", type=int, default=16,
                     help="tokens checked against the fp32 reference")
@@ -483,6 +536,7 @@ def main():
     ceil = measure_ceilings()
     print(f"device {dev}: copy {ceil['copy_TBps']:.2f} TB/s, mm {ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s",
           flush=True)
+    ab = ab_matrix(lib, args) if args.ab else []
     rows = []
     for name in args.models.split(","):
         m = MODELS[name]
@@ -495,11 +549,18 @@ def main():
         del W
         torch.cuda.empty_cache()
     table = fmt_table(rows, ceil, dev)
+    if ab:
+        names = [v[0] for v in AB_VARIANTS]
+        lines = ["", "| model | T | " + " | ".join(f"{n} ms" for n in names) + " |",
+                 "|---|---|" + "---|" * len(names)]
+        for r in ab:
+            lines.append(f"| {r['model']} | {r['T']} | " + " | ".join(f"{r[n]:.3f}" for n in names) + " |")
+        table += "\n" + "\n".join(lines)
     print(table)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(dict(device=dev, date=datetime.datetime.now().isoformat(),
-                           torch=torch.__version__, ceilings=ceil, rows=rows,
+                           torch=torch.__version__, ceilings=ceil, rows=rows, ab=ab,
                            table=table), f, indent=1)
 
 

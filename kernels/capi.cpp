@@ -72,6 +72,8 @@ void moek_set_gemm_impl(int impl) {
 
 void moek_set_pdl(int enabled) { moek::setProgrammaticLaunch(enabled != 0); }
 
+void moek_set_tuning(int flags) { moek::setTuningFlags(flags); }
+
 const char *moek_last_error(void) { return moek::lastErrorMessage(); }
 
 } // extern "C"

@@ -35,6 +35,15 @@ std::atomic<bool> pdl{initialPdl()};
 
 void setProgrammaticLaunch(bool enabled) { pdl.store(enabled); }
 
+namespace {
+std::atomic<int> tuning{[] {
+  const char *env = std::getenv("MOEK_TUNING");
+  return env ? std::atoi(env) : 0;
+}()};
+} // namespace
+
+void setTuningFlags(int flags) { tuning.store(flags); }
+
 const char *lastErrorMessage() { return lastError.c_str(); }
 
 void setGemmImpl(GemmImpl impl) { gemmImpl.store(static_cast<int>(impl)); }
@@ -43,6 +52,7 @@ GemmImpl getGemmImpl() { return static_cast<GemmImpl>(gemmImpl.load()); }
 namespace detail {
 
 bool pdlEnabled() { return pdl.load(std::memory_order_relaxed); }
+int tuningFlags() { return tuning.load(std::memory_order_relaxed); }
 
 cudaError_t setError(cudaError_t err, const std::string &what) {
   lastError = what + ": " + cudaGetErrorString(err);

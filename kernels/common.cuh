@@ -44,12 +44,25 @@ inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // memory before that wait, so every read-after-write and write-after-read
 // between kernels keeps its order. MOEK_PDL=0 turns the attribute off.
 
-__device__ __forceinline__ void pdlWaitAndTrigger() {
+__device__ __forceinline__ void pdlWait() {
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
+__device__ __forceinline__ void pdlTrigger() {
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+__device__ __forceinline__ void pdlWaitAndTrigger() {
+  pdlWait();
+  pdlTrigger();
 }
 
 bool pdlEnabled();
+
+/// Tuning switches for experiments (moek::setTuningFlags).
+enum TuningFlag : int {
+  kNoIdleHalfSkip = 1, // idle consumer warpgroups still run wgmma
+  kEarlyTrigger = 2,   // persistent GEMMs trigger dependents at their start
+};
+int tuningFlags();
 
 /// cudaLaunchKernelEx with the PDL attribute (when enabled).
 template <typename... KArgs, typename... Args>

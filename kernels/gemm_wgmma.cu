@@ -209,8 +209,12 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   // Nothing above touches global memory; everything below may depend on the
-  // previous kernel in the stream.
-  pdlWaitAndTrigger();
+  // previous kernel in the stream. The next kernel is released after this
+  // block's last tile (its blocks could not share the SM anyway), unless
+  // kEarlyTrigger asks for it now.
+  pdlWait();
+  if (p.flags & kEarlyTrigger)
+    pdlTrigger();
   if (threadIdx.x >= 32 && threadIdx.x < 64)
     buildTilePrefix<kBM>(p.offsets, G, p.rows, sOff, sTiles);
   __syncthreads();
@@ -312,7 +316,10 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       // A warpgroup whose 64 rows are all past the group's end only releases
       // the stages: the other one then has the tensor cores to itself.
       const bool active =
-          __shfl_sync(0xffffffffu, cw * 64 < tc.rowsHere ? 1 : 0, 0) != 0;
+          __shfl_sync(0xffffffffu,
+                      (cw * 64 < tc.rowsHere || (p.flags & kNoIdleHalfSkip)) ? 1
+                                                                             : 0,
+                      0) != 0;
       if (!active) {
         for (int kb = 0; kb < numK; ++kb, ++it) {
           const int s = it % kStages;
@@ -412,6 +419,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     if (MODE == GemmMode::Down && ctid == 0)
       bulkWaitAll(); // staged stores complete before the block exits
   }
+  pdlTrigger(); // a no-op when already triggered
 }
 
 //===--- Host side ----------------------------------------------------------===//
@@ -479,6 +487,8 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
   if (tiles > INT32_MAX)
     return unsupported("wgmma GEMM: too many tiles");
   const bool down = p.mode == GemmMode::Down;
+  GemmProblem q = p;
+  q.flags = tuningFlags();
   const size_t smem =
       1024 +
       (down ? pipeBytesOf<GemmMode::Down>() + stagingBytesOf<GemmMode::Down>()
@@ -513,7 +523,7 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
       static_cast<int>(smem)));
   MOEK_CHECK_CUDA(launchKernel(kernel, dim3(grid), dim3(kThreads), smem, stream,
-                               mapA, mapB, mapOut, p, nTilesN));
+                               mapA, mapB, mapOut, q, nTilesN));
   MOEK_CHECK_LAUNCH("wgmmaGemmKernel");
   return cudaSuccess;
 }

@@ -70,6 +70,11 @@ GemmImpl getGemmImpl();
 /// the environment variable MOEK_PDL=0 turns it off). For A/B timing.
 void setProgrammaticLaunch(bool enabled);
 
+/// Experiment switches of the Hopper GEMMs (bit 1: idle consumer warpgroups
+/// still run wgmma; bit 2: trigger dependent launches at the start instead of
+/// after the last tile). Default 0; also the environment variable MOEK_TUNING.
+void setTuningFlags(int flags);
+
 /// Text describing the last failure on this thread ("" when none).
 const char *lastErrorMessage();
 

@@ -47,6 +47,7 @@ struct GemmProblem {
   // Output. GateUp: act [rows, inter]; Down: out[row * ldo + col].
   void *out = nullptr;
   int64_t ldo = 0;
+  int flags = 0; // TuningFlag bits
 };
 
 /// Kernel implementations; each checks its own shape/alignment needs and
