@@ -435,7 +435,7 @@ def fmt_table(rows, ceil, dev):
     imp = [r for r in rows if "ours_routed_mma_ms" in r]
     if imp:
         out.append("")
-        out.append("| model | T | routed wgmma ms | routed mma.sync ms | wgmma without PDL ms |")
+        out.append("| model | T | routed wgmma ms | routed mma.sync ms | wgmma, PDL master off ms |")
         out.append("|---|---|---|---|---|")
         for r in imp:
             out.append(f"| {r['model']} | {r['T']} | {r['ours_routed_ms']:.3f} | "
@@ -443,11 +443,12 @@ def fmt_table(rows, ceil, dev):
     return "\n".join(out)
 
 
-AB_VARIANTS = [  # name, tuning flags, PDL
-    ("default", 0, True),
-    ("PDL off", 0, False),
-    ("early PDL trigger", 2, True),
-    ("no idle-half skip", 1, True),
+AB_VARIANTS = [  # name, tuning flags (moek::setTuningFlags), PDL master switch
+    ("default (policy by size)", 0, True),
+    ("n256 plain", 32 | 4 | 16, True),
+    ("n256 +skip +PDL", 32 | 1 | 8, True),
+    ("n128 plain", 64 | 4 | 16, True),
+    ("n128 +skip +PDL", 64 | 1 | 8, True),
 ]
 
 

@@ -53,6 +53,10 @@ namespace detail {
 
 bool pdlEnabled() { return pdl.load(std::memory_order_relaxed); }
 int tuningFlags() { return tuning.load(std::memory_order_relaxed); }
+LaunchPolicy &threadPolicy() {
+  static thread_local LaunchPolicy policy;
+  return policy;
+}
 
 cudaError_t setError(cudaError_t err, const std::string &what) {
   lastError = what + ": " + cudaGetErrorString(err);

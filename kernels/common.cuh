@@ -36,8 +36,9 @@ inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 //===--- Programmatic dependent launch (PDL) ----------------------------===//
 //
-// Every kernel of this library is launched with programmatic stream
-// serialization and starts with pdlWaitAndTrigger(): it lets the next kernel
+// Every kernel of this library may be launched with programmatic stream
+// serialization (LaunchPolicy::pdl) and starts with pdlWait() (plus
+// pdlTrigger(), early or late): it lets the next kernel
 // in the stream be scheduled as soon as this one is running (hiding launch
 // latency and prologues), while griddepcontrol.wait blocks until the previous
 // grid has completed and its memory is visible. No kernel touches global
@@ -57,12 +58,57 @@ __device__ __forceinline__ void pdlWaitAndTrigger() {
 
 bool pdlEnabled();
 
-/// Tuning switches for experiments (moek::setTuningFlags).
+/// Kernel flags of the Hopper GEMMs (GemmProblem::flags).
+enum KernelFlag : int {
+  kIdleHalfSkip = 1, // a consumer warpgroup with no valid rows skips wgmma
+  kEarlyTrigger = 2, // persistent GEMMs trigger dependents at their start
+};
+
+/// moek::setTuningFlags bits: overrides of the per-op launch policy.
 enum TuningFlag : int {
-  kNoIdleHalfSkip = 1, // idle consumer warpgroups still run wgmma
-  kEarlyTrigger = 2,   // persistent GEMMs trigger dependents at their start
+  kForceIdleSkip = 1,
+  kForceEarlyTrigger = 2,
+  kForceNoIdleSkip = 4,
+  kForcePdl = 8,
+  kForceNoPdl = 16,
+  kForceWideN = 32,   // Hopper GEMMs: 128 x 256 tiles
+  kForceNarrowN = 64, // Hopper GEMMs: 128 x 128 tiles
 };
 int tuningFlags();
+
+/// How the kernels of one op are launched. Measured on an H200 (see
+/// bench/NOTES.md): PDL and the idle-half skip pay for decode-sized problems
+/// (few rows per expert, every tile mostly padding) and cost 5-15% on large
+/// ones, so an op picks them by its size; tuning flags override.
+struct LaunchPolicy {
+  bool pdl = false;
+  bool idleSkip = false;
+  bool earlyTrigger = false;
+  bool narrowN = false; // prefer 128-column tiles
+  int forceN = 0;       // 128 or 256: tuning override
+};
+LaunchPolicy &threadPolicy();
+
+/// Sets the calling thread's policy for the duration of one op.
+class ScopedPolicy {
+public:
+  /// rowsPerGroup: average GEMM rows per expert (T*K/E, or T).
+  explicit ScopedPolicy(double rowsPerGroup) : saved_(threadPolicy()) {
+    LaunchPolicy p;
+    const bool small = rowsPerGroup < 64.0;
+    const int t = tuningFlags();
+    p.pdl = (small || (t & kForcePdl)) && !(t & kForceNoPdl);
+    p.idleSkip = (small || (t & kForceIdleSkip)) && !(t & kForceNoIdleSkip);
+    p.earlyTrigger = (t & kForceEarlyTrigger) != 0;
+    p.narrowN = small;
+    p.forceN = (t & kForceNarrowN) ? 128 : (t & kForceWideN) ? 256 : 0;
+    threadPolicy() = p;
+  }
+  ~ScopedPolicy() { threadPolicy() = saved_; }
+
+private:
+  LaunchPolicy saved_;
+};
 
 /// cudaLaunchKernelEx with the PDL attribute (when enabled).
 template <typename... KArgs, typename... Args>
@@ -77,7 +123,7 @@ cudaError_t launchKernel(void (*kernel)(KArgs...), dim3 grid, dim3 block,
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdlEnabled() ? 1 : 0;
+  cfg.numAttrs = (pdlEnabled() && threadPolicy().pdl) ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 

@@ -150,6 +150,7 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
   if (!cv.ok)
     return detail::invalid("routedExperts: workspace too small after alignment");
 
+  detail::ScopedPolicy policy(double(TK) / double(E));
   GemmImpl impl;
   cudaError_t err =
       chooseImpl(dtype, H, I, {hidden, w13, w2, output, act, partial}, impl);
@@ -231,6 +232,7 @@ cudaError_t sharedExperts(const void *hidden, const void *w13, const void *w2,
   if (!cv.ok)
     return detail::invalid("sharedExperts: workspace too small after alignment");
 
+  detail::ScopedPolicy policy(double(T));
   GemmImpl impl;
   cudaError_t err = chooseImpl(dtype, H, I, {hidden, w13, w2, output, act}, impl);
   if (err != cudaSuccess)

@@ -36,24 +36,34 @@ namespace moek {
 namespace detail {
 namespace {
 
-constexpr int kBM = 128, kBN = 256, kBK = 64;
+// Block tile 128 x BN x 64; BN = 256 for large problems, 128 when there are
+// too few tiles to fill the machine evenly (decode: every expert has one
+// mostly empty M tile, and the weights stream through twice as many blocks).
+constexpr int kBM = 128, kBK = 64;
 constexpr int kThreads = 384;
 constexpr int kAStageBytes = kBM * kBK * 2; // 16 KB
-constexpr int kBStageBytes = kBN * kBK * 2; // 32 KB
 constexpr int kProducerRegs = 56;
 constexpr int kConsumerRegs = 224;
 constexpr int kConsumerThreads = 256;
+template <int BN> __host__ __device__ constexpr int bStageBytesOf() {
+  return BN * kBK * 2;
+}
 /// GateUp streams K = H (thousands) through a 4-stage ring. Down has K = I
-/// (hundreds): 3 stages, and 2 x 32 KB of staging for the TMA-store epilogue.
-template <GemmMode MODE> __host__ __device__ constexpr int stagesOf() {
-  return MODE == GemmMode::GateUp ? 4 : 3;
+/// (hundreds) and 2 x (64 x BN) of staging for the TMA-store epilogue: 3
+/// stages at BN = 256, 4 at BN = 128.
+template <GemmMode MODE, int BN> __host__ __device__ constexpr int stagesOf() {
+  return (MODE == GemmMode::GateUp || BN == 128) ? 4 : 3;
 }
-constexpr int kStagingBytes = 64 * kBN * 2; // one consumer's 64 x 256 tile
-template <GemmMode MODE> __host__ __device__ constexpr size_t pipeBytesOf() {
-  return size_t(stagesOf<MODE>()) * (kAStageBytes + kBStageBytes);
+template <int BN> __host__ __device__ constexpr int stagingBytesPerWg() {
+  return 64 * BN * 2;
 }
-template <GemmMode MODE> __host__ __device__ constexpr size_t stagingBytesOf() {
-  return MODE == GemmMode::Down ? 2 * size_t(kStagingBytes) : 0;
+template <GemmMode MODE, int BN>
+__host__ __device__ constexpr size_t pipeBytesOf() {
+  return size_t(stagesOf<MODE, BN>()) * (kAStageBytes + bStageBytesOf<BN>());
+}
+template <GemmMode MODE, int BN>
+__host__ __device__ constexpr size_t stagingBytesOf() {
+  return MODE == GemmMode::Down ? 2 * size_t(stagingBytesPerWg<BN>()) : 0;
 }
 
 __device__ __forceinline__ uint32_t smemAddr(const void *p) {
@@ -142,17 +152,29 @@ __device__ __forceinline__ uint64_t makeDesc(uint32_t addr) {
   return desc;
 }
 
-template <typename Elem> struct Wgmma;
-template <> struct Wgmma<__nv_bfloat16> {
+template <typename Elem, int BN> struct Wgmma;
+template <> struct Wgmma<__nv_bfloat16, 256> {
   __device__ __forceinline__ static void run(float (&d)[128], uint64_t a,
                                              uint64_t b, int scaleD) {
     wgmma::wgmmaM64N256K16Bf16(d, a, b, scaleD);
   }
 };
-template <> struct Wgmma<__half> {
+template <> struct Wgmma<__half, 256> {
   __device__ __forceinline__ static void run(float (&d)[128], uint64_t a,
                                              uint64_t b, int scaleD) {
     wgmma::wgmmaM64N256K16F16(d, a, b, scaleD);
+  }
+};
+template <> struct Wgmma<__nv_bfloat16, 128> {
+  __device__ __forceinline__ static void run(float (&d)[64], uint64_t a,
+                                             uint64_t b, int scaleD) {
+    wgmma::wgmmaM64N128K16Bf16(d, a, b, scaleD);
+  }
+};
+template <> struct Wgmma<__half, 128> {
+  __device__ __forceinline__ static void run(float (&d)[64], uint64_t a,
+                                             uint64_t b, int scaleD) {
+    wgmma::wgmmaM64N128K16F16(d, a, b, scaleD);
   }
 };
 
@@ -181,13 +203,18 @@ __device__ __forceinline__ void stShared32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
 
-template <typename Elem, GemmMode MODE>
+template <typename Elem, GemmMode MODE, int BN>
 __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     const __grid_constant__ CUtensorMap tmA,
     const __grid_constant__ CUtensorMap tmB,
     const __grid_constant__ CUtensorMap tmOut, GemmProblem p, int nTilesN) {
-  constexpr int kStages = stagesOf<MODE>();
-  constexpr size_t kPipeBytes = pipeBytesOf<MODE>();
+  constexpr int kBN = BN;
+  constexpr int kStages = stagesOf<MODE, BN>();
+  constexpr size_t kPipeBytes = pipeBytesOf<MODE, BN>();
+  constexpr int kBStageBytes = bStageBytesOf<BN>();
+  constexpr int kAcc = BN / 2;          // fp32 accumulators per thread
+  constexpr int kColBlocks = BN / 8;    // 8-column blocks per accumulator row
+  constexpr int kStagingBytes = stagingBytesPerWg<BN>();
   extern __shared__ unsigned char smemRaw[];
   unsigned char *smem = reinterpret_cast<unsigned char *>(
       (reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
@@ -195,7 +222,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
   unsigned char *bPipe = smem + kStages * kAStageBytes;
   unsigned char *staging = smem + kPipeBytes; // Down only, 1024-aligned
   uint64_t *fullBar =
-      reinterpret_cast<uint64_t *>(staging + stagingBytesOf<MODE>());
+      reinterpret_cast<uint64_t *>(staging + stagingBytesOf<MODE, BN>());
   uint64_t *emptyBar = fullBar + kStages;
   int *sOff = reinterpret_cast<int *>(emptyBar + kStages);
   int *sTiles = sOff + p.numGroups + 1;
@@ -303,9 +330,9 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     const int warpInWg = ctid / 32, lane = ctid % 32;
     const int q = lane % 4;
     const int rowA = cw * 64 + warpInWg * 16 + lane / 4; // and rowA + 8
-    float d[128];
+    float d[kAcc];
 #pragma unroll
-    for (int i = 0; i < 128; ++i)
+    for (int i = 0; i < kAcc; ++i)
       d[i] = 0.f;
     using Tr = ElemTraits<Elem>;
     Elem *out = static_cast<Elem *>(p.out);
@@ -317,7 +344,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       // the stages: the other one then has the tensor cores to itself.
       const bool active =
           __shfl_sync(0xffffffffu,
-                      (cw * 64 < tc.rowsHere || (p.flags & kNoIdleHalfSkip)) ? 1
+                      (cw * 64 < tc.rowsHere || !(p.flags & kIdleHalfSkip)) ? 1
                                                                              : 0,
                       0) != 0;
       if (!active) {
@@ -341,7 +368,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         const uint64_t descB = makeDesc(smemAddr(bPipe + s * kBStageBytes));
 #pragma unroll
         for (int kk = 0; kk < kBK / 16; ++kk)
-          Wgmma<Elem>::run(d, descA + 2 * kk, descB + 2 * kk,
+          Wgmma<Elem, BN>::run(d, descA + 2 * kk, descB + 2 * kk,
                            (kb > 0 || kk > 0) ? 1 : 0);
         wgmmaCommit();
         if (kb > 0) {
@@ -356,9 +383,9 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
 
       if (MODE == GemmMode::Down && tc.rowsHere == kBM &&
           (tc.nTile + 1) * kBN <= p.nExtent) {
-        // Full tile: stage it in shared memory (128-byte swizzle, four
-        // 64x64 boxes) and let the TMA engine store it while the warpgroup
-        // goes on with the next tile.
+        // Full tile: stage it in shared memory (128-byte swizzle, BN/64
+        // boxes of 64x64) and let the TMA engine store it while the
+        // warpgroup goes on with the next tile.
         if (ctid == 0)
           bulkWaitRead(); // the previous tile's store has read the staging
         namedBarrier(1 + cw, 128);
@@ -366,7 +393,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         for (int half = 0; half < 2; ++half) {
           const int r = warpInWg * 16 + lane / 4 + 8 * half; // 0..63
 #pragma unroll
-          for (int i = 0; i < 32; ++i) {
+          for (int i = 0; i < kColBlocks; ++i) {
             const uint32_t addr = stage0 + (i / 8) * 8192 + r * 128 +
                                   (((i % 8) ^ (r & 7)) << 4) + q * 4;
             stShared32(addr,
@@ -377,7 +404,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         namedBarrier(1 + cw, 128);
         if (ctid == 0) {
 #pragma unroll
-          for (int b = 0; b < 4; ++b)
+          for (int b = 0; b < BN / 64; ++b)
             tmaStore2d(&tmOut, stage0 + b * 8192, tc.nTile * kBN + b * 64,
                        tc.rowBase + cw * 64);
           bulkCommit();
@@ -394,20 +421,21 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         const int64_t row = tc.rowBase + r;
         if (MODE == GemmMode::GateUp) {
           Elem *dst = out + row * p.inter;
+          constexpr int kUp = kColBlocks / 2; // up columns start here
 #pragma unroll
-          for (int i = 0; i < 16; ++i) {
+          for (int i = 0; i < kUp; ++i) {
             const int col = tc.nTile * (kBN / 2) + 8 * i + 2 * q;
             if (col < p.inter) {
-              float v0 = siluMul(d[4 * i + 2 * half], d[4 * (i + 16) + 2 * half]);
+              float v0 = siluMul(d[4 * i + 2 * half], d[4 * (i + kUp) + 2 * half]);
               float v1 = siluMul(d[4 * i + 2 * half + 1],
-                                 d[4 * (i + 16) + 2 * half + 1]);
+                                 d[4 * (i + kUp) + 2 * half + 1]);
               *reinterpret_cast<uint32_t *>(dst + col) = Tr::pack2(v0, v1);
             }
           }
         } else {
           Elem *dst = out + row * p.ldo;
 #pragma unroll
-          for (int i = 0; i < 32; ++i) {
+          for (int i = 0; i < kColBlocks; ++i) {
             const int col = tc.nTile * kBN + 8 * i + 2 * q;
             if (col < p.nExtent)
               *reinterpret_cast<uint32_t *>(dst + col) =
@@ -470,16 +498,15 @@ cudaError_t makeMap(CUtensorMap &map, const void *base, DType dtype,
   return cudaSuccess;
 }
 
-template <typename Elem>
-cudaError_t launchTyped(const GemmProblem &p, DType dtype,
-                        cudaStream_t stream) {
-  DeviceInfo info;
-  cudaError_t err = currentDeviceInfo(info);
-  if (err != cudaSuccess)
-    return err;
-  const int nTilesN =
-      static_cast<int>(p.mode == GemmMode::GateUp ? ceilDiv(p.inter, kBN / 2)
-                                                  : ceilDiv(p.nExtent, kBN));
+template <int BN> int nTilesFor(const GemmProblem &p) {
+  return static_cast<int>(p.mode == GemmMode::GateUp ? ceilDiv(p.inter, BN / 2)
+                                                     : ceilDiv(p.nExtent, BN));
+}
+
+template <typename Elem, int BN>
+cudaError_t launchWithN(const GemmProblem &p, DType dtype,
+                        const DeviceInfo &info, cudaStream_t stream) {
+  const int nTilesN = nTilesFor<BN>(p);
   const int64_t tiles =
       mTilesUpperBound(p.rows, p.numGroups, kBM) * int64_t(nTilesN);
   if (tiles == 0)
@@ -488,25 +515,28 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
     return unsupported("wgmma GEMM: too many tiles");
   const bool down = p.mode == GemmMode::Down;
   GemmProblem q = p;
-  q.flags = tuningFlags();
-  const size_t smem =
-      1024 +
-      (down ? pipeBytesOf<GemmMode::Down>() + stagingBytesOf<GemmMode::Down>()
-            : pipeBytesOf<GemmMode::GateUp>()) +
-      2 * 4 * sizeof(uint64_t) + 2 * sizeof(int) * (p.numGroups + 1);
+  q.flags = (threadPolicy().idleSkip ? kIdleHalfSkip : 0) |
+            (threadPolicy().earlyTrigger ? kEarlyTrigger : 0);
+  const size_t smem = 1024 +
+                      (down ? pipeBytesOf<GemmMode::Down, BN>() +
+                                  stagingBytesOf<GemmMode::Down, BN>()
+                            : pipeBytesOf<GemmMode::GateUp, BN>()) +
+                      2 * 4 * sizeof(uint64_t) +
+                      2 * sizeof(int) * (p.numGroups + 1);
   if (smem > info.maxSmemOptin)
     return unsupported("wgmma GEMM: too many groups for shared memory");
 
   CUtensorMap mapA, mapB, mapOut;
   std::memset(&mapA, 0, sizeof(mapA));
   std::memset(&mapOut, 0, sizeof(mapOut));
+  cudaError_t err;
   if (!down) {
     err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows,
-                  kBN / 2);
+                  BN / 2);
   } else {
     err = makeMap(mapA, p.a, dtype, p.kDim, p.rows, kBM);
     if (err == cudaSuccess)
-      err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows, kBN);
+      err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows, BN);
     // The output: [rows, nExtent] columns of a matrix with leading dimension
     // ldo; boxes of 64 x 64 (the epilogue stores full tiles only).
     if (err == cudaSuccess)
@@ -517,8 +547,8 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
 
   const unsigned grid =
       static_cast<unsigned>(tiles < info.smCount ? tiles : info.smCount);
-  auto kernel = down ? wgmmaGemmKernel<Elem, GemmMode::Down>
-                     : wgmmaGemmKernel<Elem, GemmMode::GateUp>;
+  auto kernel = down ? wgmmaGemmKernel<Elem, GemmMode::Down, BN>
+                     : wgmmaGemmKernel<Elem, GemmMode::GateUp, BN>;
   MOEK_CHECK_CUDA(cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
       static_cast<int>(smem)));
@@ -526,6 +556,27 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
                                mapA, mapB, mapOut, q, nTilesN));
   MOEK_CHECK_LAUNCH("wgmmaGemmKernel");
   return cudaSuccess;
+}
+
+template <typename Elem>
+cudaError_t launchTyped(const GemmProblem &p, DType dtype,
+                        cudaStream_t stream) {
+  DeviceInfo info;
+  cudaError_t err = currentDeviceInfo(info);
+  if (err != cudaSuccess)
+    return err;
+  // Narrow tiles when the wide ones would not give every SM four or more
+  // tiles (uneven last round), or for decode-sized ops (the upper bound on
+  // M tiles is loose there); the policy's tuning flags can force either.
+  const int64_t wideTiles =
+      mTilesUpperBound(p.rows, p.numGroups, kBM) * int64_t(nTilesFor<256>(p));
+  bool narrow = threadPolicy().narrowN || wideTiles < 4 * int64_t(info.smCount);
+  if (threadPolicy().forceN == 128)
+    narrow = true;
+  else if (threadPolicy().forceN == 256)
+    narrow = false;
+  return narrow ? launchWithN<Elem, 128>(p, dtype, info, stream)
+                : launchWithN<Elem, 256>(p, dtype, info, stream);
 }
 
 } // namespace

@@ -66,13 +66,18 @@ enum class GemmImpl : int {
 void setGemmImpl(GemmImpl impl);
 GemmImpl getGemmImpl();
 
-/// Programmatic dependent launch between this library's kernels (default on;
-/// the environment variable MOEK_PDL=0 turns it off). For A/B timing.
+/// Master switch of programmatic dependent launch (default on, where the
+/// launch policy asks for it; MOEK_PDL=0 turns it off).
 void setProgrammaticLaunch(bool enabled);
 
-/// Experiment switches of the Hopper GEMMs (bit 1: idle consumer warpgroups
-/// still run wgmma; bit 2: trigger dependent launches at the start instead of
-/// after the last tile). Default 0; also the environment variable MOEK_TUNING.
+/// Overrides of the per-op launch policy, for experiments. By default an op
+/// whose GEMMs average fewer than 64 rows per expert (decode) uses
+/// programmatic dependent launch and lets idle consumer warpgroups skip
+/// wgmma; larger ones use neither (both measured to cost 5-15% there). Bits:
+/// 1 force the idle skip, 4 forbid it, 8 force PDL, 16 forbid it, 2 trigger
+/// dependents at the start of the persistent GEMMs, 32 / 64 force 128 x 256 /
+/// 128 x 128 tiles (default: 128 x 128 when the 128 x 256 tiles would not give
+/// every SM four). Default 0; also the environment variable MOEK_TUNING.
 void setTuningFlags(int flags);
 
 /// Text describing the last failure on this thread ("" when none).

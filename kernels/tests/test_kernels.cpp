@@ -5,14 +5,16 @@
 // (all bits set: NaN for every float type) before each run. Per op:
 //   gate   : |d| <= 1e-3 |ref| + 1e-3 rms(ref)        (fp32 out, fp32 accum.)
 //   topk   : ids equal except near-ties (<= 1% of tokens), weights 1e-5
-//   routed : |d| <= 1e-2 |ref| + 1e-2 rms(ref)        (bf16/f16: ~2 ulp)
-//   shared : same as routed;  add: exact up to one rounding (1e-2 |ref|)
+//   routed : |d| <= 1e-2 |ref| + 4e-2 rms(ref) per element and relL2 <= 3e-3
+//   shared : same as routed;  add: bit-exact against the reference
 // plus: determinism (two runs, identical bytes), routed in place == out of
 // place (identical bytes), odd sizes (T = 1, T and H not multiples of the
 // tiles, experts with no tokens, invalid ids), every GEMM implementation.
 //
 // Usage: moe-kernels-test [--quick] [--seed N] [--skip-code N] [--impls a,b]
-//   --impls: GEMM paths to test among wgmma, mma, simt (default all)
+//   --impls: GEMM paths to test among wgmma, mma, simt (default all); the
+//   wgmma path runs twice: 128x256 tiles, and 128x128 tiles with the
+//   decode-size launch policy (idle-half skip, programmatic launch).
 // Without a CUDA device it prints "SKIP: no CUDA device" and exits 0 (or the
 // --skip-code value, which ctest maps to "skipped").
 //===----------------------------------------------------------------------===//
@@ -36,6 +38,15 @@ using namespace moek;
 namespace {
 
 int gPass = 0, gFail = 0, gSkip = 0;
+
+// Expert outputs: a bf16 rounding flip of one act or partial element (the GPU
+// accumulates in a different order than the double reference) moves an output
+// element by up to ~2^-7 of a partial, i.e. a few percent of the output rms
+// where the weighted sum cancels. Per element: |d| <= 1e-2 |ref| +
+// kRmsTol rms(ref); overall: relL2 <= kRelL2Tol (seen: <= 6e-4). A wrong or
+// missing partial moves elements by ~rms and relL2 by >= 1e-1.
+constexpr double kRmsTol = 4e-2;
+constexpr double kRelL2Tol = 3e-3;
 std::mt19937_64 gRng;
 
 void report(bool ok, const std::string &name, const std::string &detail) {
@@ -53,13 +64,25 @@ const char *dtypeName(DType t) {
   return t == DType::BF16 ? "bf16" : t == DType::F16 ? "f16" : "f32";
 }
 
-const char *implName(GemmImpl i) {
-  switch (i) {
-  case GemmImpl::Wgmma: return "wgmma";
-  case GemmImpl::MmaSync: return "mma";
-  case GemmImpl::Simt: return "simt";
-  default: return "auto";
-  }
+/// A GEMM path under test: implementation plus launch-policy overrides
+/// (moek::setTuningFlags bits).
+struct Variant {
+  GemmImpl impl;
+  int tuning;
+  const char *name;
+};
+const Variant kWgmmaWide = {GemmImpl::Wgmma, 32 | 4 | 16, "wgmma-n256"};
+const Variant kWgmmaNarrow = {GemmImpl::Wgmma, 64 | 1 | 8, "wgmma-n128+skip+pdl"};
+const Variant kMma = {GemmImpl::MmaSync, 0, "mma"};
+const Variant kSimt = {GemmImpl::Simt, 0, "simt"};
+
+void select(const Variant &v) {
+  setGemmImpl(v.impl);
+  setTuningFlags(v.tuning);
+}
+void unselect() {
+  setGemmImpl(GemmImpl::Auto);
+  setTuningFlags(0);
 }
 
 /// Device buffer; all failures are fatal for the test binary (not the library).
@@ -251,7 +274,7 @@ struct RoutedCase {
 };
 
 void testRouted(const RoutedCase &rc, DType t,
-                const std::vector<GemmImpl> &impls) {
+                const std::vector<Variant> &impls) {
   const int64_t T = rc.T, H = rc.H, E = rc.E, K = rc.K, I = rc.I;
   const int B = dtypeBytes(t);
   auto x = randn(T * H, 1.f, t);
@@ -294,13 +317,13 @@ void testRouted(const RoutedCase &rc, DType t,
   const size_t wsBytes = routedExpertsWorkspaceBytes(T, H, E, K, I, t);
   DevBuf ws(wsBytes);
 
-  for (GemmImpl impl : impls) {
+  for (const Variant &impl : impls) {
     char name[160];
     std::snprintf(name, sizeof name,
                   "routed[%s T=%lld H=%lld E=%lld K=%lld I=%lld %s %s]",
                   rc.label, (long long)T, (long long)H, (long long)E,
-                  (long long)K, (long long)I, dtypeName(t), implName(impl));
-    setGemmImpl(impl);
+                  (long long)K, (long long)I, dtypeName(t), impl.name);
+    select(impl);
     auto run = [&](const void *in, void *out) {
       ws.poison();
       return finish(routedExperts(in, di.as<int32_t>(), dw.as<float>(), d13.p,
@@ -317,7 +340,8 @@ void testRouted(const RoutedCase &rc, DType t,
       std::exit(1); // a sticky device error makes every later test meaningless
     }
     auto first = dout.download(T * H * B);
-    Cmp c = compare(ref::decode(first, t), want, 1e-2, 1e-2);
+    Cmp c = compare(ref::decode(first, t), want, 1e-2, kRmsTol);
+    c.ok = c.ok && c.relL2 <= kRelL2Tol;
     report(c.ok, name, c.text());
 
     dout.poison();
@@ -330,13 +354,13 @@ void testRouted(const RoutedCase &rc, DType t,
     report(err == cudaSuccess && dinplace.download(T * H * B) == first,
            std::string(name) + " in-place==out-of-place", "");
   }
-  setGemmImpl(GemmImpl::Auto);
+  unselect();
 }
 
 //===--- shared experts ---------------------------------------------------===//
 
 void testShared(int64_t T, int64_t H, int64_t I, DType t,
-                const std::vector<GemmImpl> &impls) {
+                const std::vector<Variant> &impls) {
   const int B = dtypeBytes(t);
   auto x = randn(T * H, 1.f, t);
   auto w13 = randn(2 * I * H, 1.f / std::sqrt(float(H)), t);
@@ -349,12 +373,12 @@ void testShared(int64_t T, int64_t H, int64_t I, DType t,
   d2.upload(b2.data(), b2.size());
   const size_t wsBytes = sharedExpertsWorkspaceBytes(T, I, t);
   DevBuf ws(wsBytes);
-  for (GemmImpl impl : impls) {
+  for (const Variant &impl : impls) {
     char name[128];
     std::snprintf(name, sizeof name, "shared[T=%lld H=%lld I=%lld %s %s]",
                   (long long)T, (long long)H, (long long)I, dtypeName(t),
-                  implName(impl));
-    setGemmImpl(impl);
+                  impl.name);
+    select(impl);
     auto run = [&]() {
       ws.poison();
       dout.poison();
@@ -371,12 +395,13 @@ void testShared(int64_t T, int64_t H, int64_t I, DType t,
       std::exit(1);
     }
     auto first = dout.download(T * H * B);
-    Cmp c = compare(ref::decode(first, t), want, 1e-2, 1e-2);
+    Cmp c = compare(ref::decode(first, t), want, 1e-2, kRmsTol);
+    c.ok = c.ok && c.relL2 <= kRelL2Tol;
     err = run();
     bool det = err == cudaSuccess && dout.download(T * H * B) == first;
     report(c.ok && det, name, c.text() + (det ? " deterministic" : " NONDETERMINISTIC"));
   }
-  setGemmImpl(GemmImpl::Auto);
+  unselect();
 }
 
 //===--- add ----------------------------------------------------------------===//
@@ -453,18 +478,17 @@ int main(int argc, char **argv) {
               prop.major, prop.minor, prop.multiProcessorCount,
               (unsigned long long)seed, quick ? "quick" : "full");
   gRng.seed(seed);
-  auto keep = [&](std::vector<GemmImpl> v) {
+  auto keep = [&](std::vector<Variant> v) {
     if (implFilter.empty())
       return v;
-    std::vector<GemmImpl> out;
-    for (GemmImpl i : v)
-      if (implFilter.find(implName(i)) != std::string::npos)
+    std::vector<Variant> out;
+    for (const Variant &i : v)
+      if (implFilter.find(std::string(i.name).substr(0, 4)) != std::string::npos)
         out.push_back(i);
     return out;
   };
-  const std::vector<GemmImpl> all =
-      keep({GemmImpl::Wgmma, GemmImpl::MmaSync, GemmImpl::Simt});
-  const std::vector<GemmImpl> fast = keep({GemmImpl::Wgmma, GemmImpl::MmaSync});
+  const std::vector<Variant> all = keep({kWgmmaWide, kWgmmaNarrow, kMma, kSimt});
+  const std::vector<Variant> fast = keep({kWgmmaWide, kWgmmaNarrow, kMma});
 
   testArgumentChecks();
   testGate(37, 200, 64, DType::BF16, DType::BF16);
