@@ -491,6 +491,36 @@ def ab_matrix(lib, args):
     return rows
 
 
+def grouped_mm_reference(lib, args):
+    """torch._grouped_mm alone on the gate/up and down GEMMs of the first
+    model at the largest T (our routing), for the GEMM-level comparison with
+    the per-kernel (ncu) times of our GEMMs."""
+    name = args.models.split(",")[0]
+    m = MODELS[name]
+    T = max(int(t) for t in args.tokens.split(","))
+    W = Weights(m, seed=sum(map(ord, name)))
+    x = torch.randn(T, m["H"], device="cuda", dtype=torch.bfloat16)
+    logits = torch.empty(T, m["E"], device="cuda", dtype=torch.float32)
+    ids = torch.empty(T, m["K"], device="cuda", dtype=torch.int32)
+    w = torch.empty(T, m["K"], device="cuda", dtype=torch.float32)
+    lib.gate(x, W.wg, logits)
+    lib.topk(logits, W.bias, ids, w, m)
+    flat = ids.view(-1).long()
+    order = torch.argsort(flat, stable=True)
+    offs = torch.cumsum(torch.bincount(flat, minlength=m["E"]), 0).to(torch.int32)
+    xs = x[order // m["K"]]
+    act = torch.randn(xs.shape[0], m["I"], device="cuda", dtype=torch.bfloat16)
+    w13t, w2t = W.w13.transpose(1, 2), W.w2.transpose(1, 2)
+    ms1, _ = time_ms(lambda: torch._grouped_mm(xs, w13t, offs=offs), reps=args.reps)
+    ms2, _ = time_ms(lambda: torch._grouped_mm(act, w2t, offs=offs), reps=args.reps)
+    TK = T * m["K"]
+    f1, f2 = 2.0 * TK * 2 * m["I"] * m["H"], 2.0 * TK * m["H"] * m["I"]
+    res = dict(model=name, T=T, gateup_ms=ms1, gateup_TFLOPs=f1 / ms1 / 1e9,
+               down_ms=ms2, down_TFLOPs=f2 / ms2 / 1e9)
+    print("GROUPED_MM", json.dumps(res), flush=True)
+    return res
+
+
 def profile_once(lib, args):
     """One routed-experts call of the first model at the largest T, for ncu."""
     name = args.models.split(",")[0]
@@ -522,6 +552,8 @@ def main():
     ap.add_argument("--compare-impls", action="store_true",
                     help="also time the mma.sync GEMMs")
     ap.add_argument("--profile-once", action="store_true")
+    ap.add_argument("--grouped-mm", action="store_true",
+                    help="only time torch._grouped_mm on the first model's GEMMs")
     ap.add_argument("--ab", action="store_true",
                     help="first time the tuning variants of the first model")
     ap.add_argument("--profile-tokens", type=int, default=0)
@@ -532,6 +564,9 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     if args.profile_once:
         profile_once(lib, args)
+        return
+    if args.grouped_mm:
+        grouped_mm_reference(lib, args)
         return
     dev = torch.cuda.get_device_name()
     ceil = measure_ceilings()
