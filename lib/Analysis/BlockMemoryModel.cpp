@@ -77,12 +77,6 @@ static bool isAllocation(Operation *op) {
   return isa<memref::AllocOp, memref::AllocaOp>(op);
 }
 
-/// Ops that neither touch memory nor contain regions: scheduling them is free,
-/// so they are placed on demand instead of being searched over.
-static bool isFreeOp(Operation *op) {
-  return op->getNumRegions() == 0 && isMemoryEffectFree(op);
-}
-
 void BlockMemoryModel::classifyOps() {
   Operation *terminator = nullptr;
   if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
@@ -125,13 +119,21 @@ void BlockMemoryModel::classifyOps() {
         continue;
       }
     }
-    if (isFreeOp(&op)) {
+    // Effects are computed once: for some ops (linalg) they are costly.
+    std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
+        getEffectsRecursively(&op);
+    if (op.getNumRegions() == 0 && effects && effects->empty()) {
       freeOps.insert(&op);
       continue;
     }
     Node node;
     node.op = &op;
     node.index = nodes.size();
+    node.unknownEffects = !effects;
+    if (effects)
+      nodeEffects.push_back(std::move(*effects));
+    else
+      nodeEffects.emplace_back();
     // A planned workspace lives in the arena, which is a buffer of its own.
     if (auto workspace = dyn_cast<WorkspaceOpInterface>(&op);
         workspace && !op.hasAttr(kWorkspaceOffsetAttrName))
@@ -215,9 +217,8 @@ void BlockMemoryModel::collectBufferUses() {
   for (Operation &op : *block)
     position[&op] = pos++;
   for (Node &node : nodes) {
-    if (getEffectsRecursively(node.op))
+    if (!node.unknownEffects)
       continue;
-    node.unknownEffects = true;
     unsigned at = position[node.op];
     for (auto [index, buffer] : llvm::enumerate(buffers))
       if (position[buffer.alloc] < at &&
@@ -335,10 +336,8 @@ void BlockMemoryModel::addHazardEdges() {
       write(AliasClasses::kUniversal, node.index);
       continue;
     }
-    std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
-        getEffectsRecursively(node.op);
     SmallVector<int, 4> reads, writes;
-    for (const MemoryEffects::EffectInstance &effect : *effects) {
+    for (const MemoryEffects::EffectInstance &effect : nodeEffects[node.index]) {
       if (isa<MemoryEffects::Allocate>(effect.getEffect()))
         continue; // Fresh memory conflicts with nothing.
       // An effect without a value may touch anything.
@@ -380,6 +379,7 @@ void BlockMemoryModel::finalizeEdges() {
   }
   numEdges = rawEdges.size();
   rawEdges.clear();
+  nodeEffects.clear();
 
 }
 

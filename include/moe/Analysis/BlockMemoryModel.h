@@ -29,11 +29,13 @@
 
 #include "mlir/IR/Block.h"
 #include "mlir/IR/Operation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/SmallVector.h"
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir {
 namespace moe {
@@ -152,6 +154,8 @@ private:
   LinearSize argumentBytes;
   unsigned numEdges = 0;
   SmallVector<std::pair<unsigned, unsigned>> rawEdges;
+  /// Each node's effects while the model is built (empty when unknown).
+  std::vector<SmallVector<MemoryEffects::EffectInstance>> nodeEffects;
 };
 
 } // namespace moe

@@ -30,7 +30,7 @@ struct PeakMemorySchedulerOptions {
   /// Segments of more nodes than this are scheduled heuristically.
   int64_t maxExactNodes = 1024;
   /// Node steps that local improvement may simulate (0: none).
-  int64_t improvementBudget = 20000000;
+  int64_t improvementBudget = 2000000;
 };
 
 struct PeakMemorySchedule {

@@ -90,9 +90,9 @@ unsigned mlir::moe::deferSharedExperts(FunctionOpInterface func) {
       continue;
     shared->moveAfter(routed);
     // Its output buffer is allocated just before it now.
+    // (It dominated the shared op, so it was before the routed op.)
     if (auto alloc = shared.getOutput().getDefiningOp<memref::AllocOp>();
-        alloc && alloc->getBlock() == shared->getBlock() &&
-        alloc->isBeforeInBlock(routed))
+        alloc && alloc->getBlock() == shared->getBlock())
       alloc->moveBefore(shared);
     ++moved;
   }
@@ -109,12 +109,15 @@ struct DeferSharedExpertsPass
     getOperation()->walk([&](FunctionOpInterface func) {
       if (func.isExternal())
         return;
+      // Only functions with shared experts can change.
+      bool hasShared = false;
+      func->walk([&](SharedExpertsOp) { hasShared = true; });
+      if (!hasShared)
+        return;
       reporter.before(func);
       numDeferred += deferSharedExperts(func);
       reporter.after(func);
     });
-    peakBefore = reporter.totalPeakBefore();
-    peakAfter = reporter.totalPeakAfter();
     if (failed(reporter.write()))
       signalPassFailure();
   }

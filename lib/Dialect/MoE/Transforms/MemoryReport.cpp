@@ -113,21 +113,24 @@ MemorySnapshot MemoryReporter::snapshot(FunctionOpInterface func) {
 }
 
 void MemoryReporter::before(FunctionOpInterface func) {
+  if (!enabled())
+    return;
   FunctionEntry entry;
   entry.name = func.getName().str();
   entry.before = snapshot(func);
-  peakBefore += entry.before.peak.evaluate(tokenHint);
   functions.push_back(std::move(entry));
 }
 
 void MemoryReporter::after(FunctionOpInterface func, const MemoryPlan *plan) {
+  if (!enabled())
+    return;
   assert(!functions.empty() && functions.back().name == func.getName());
   FunctionEntry &entry = functions.back();
   entry.after = snapshot(func);
-  peakAfter += entry.after.peak.evaluate(tokenHint);
   if (plan)
     entry.plan = *plan;
 }
+
 
 //===----------------------------------------------------------------------===//
 // JSON

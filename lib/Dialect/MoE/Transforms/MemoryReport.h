@@ -42,12 +42,12 @@ public:
   MemoryReporter(ModuleOp module, int64_t tokenHint, StringRef reportFile,
                  StringRef timelineFile, StringRef passName);
 
+  /// True when a report or a timeline was asked for. Snapshots are only
+  /// taken then: modelling a large block costs as much as scheduling it.
+  bool enabled() const { return !reportFile.empty() || !timelineFile.empty(); }
+
   void before(FunctionOpInterface func);
   void after(FunctionOpInterface func, const MemoryPlan *plan = nullptr);
-
-  /// Sums over functions of the peaks at the token hint.
-  int64_t totalPeakBefore() const { return peakBefore; }
-  int64_t totalPeakAfter() const { return peakAfter; }
 
   /// Writes the requested files; emits an error on the module on failure.
   LogicalResult write();
@@ -65,7 +65,6 @@ private:
   std::string reportFile, timelineFile, passName;
   std::vector<FunctionEntry> functions;
   DenseMap<Operation *, std::string> bufferNames;
-  int64_t peakBefore = 0, peakAfter = 0;
 };
 
 } // namespace moe

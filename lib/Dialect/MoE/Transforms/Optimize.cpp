@@ -2,6 +2,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 #include "MemoryReport.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEOPTIMIZE
@@ -28,23 +29,33 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
     for (FunctionOpInterface func : funcs) {
       reporter.before(func);
       deferSharedExperts(func);
+      int64_t after = 0;
       SmallVector<Block *> blocks;
       func->walk([&](Block *block) { blocks.push_back(block); });
       for (Block *block : blocks) {
         std::string error;
-        if (failed(moe::schedulePeakMemory(*block, tokenHint, options, error)))
+        FailureOr<PeakMemorySchedule> schedule =
+            moe::schedulePeakMemory(*block, tokenHint, options, error);
+        if (failed(schedule)) {
           block->getParentOp()->emitWarning()
               << "moe-optimize left a block unscheduled: " << error;
+          continue;
+        }
+        if (block == &func.getFunctionBody().front()) {
+          peakBefore += schedule->inputPeak.evaluate(tokenHint);
+          after = schedule->peak.evaluate(tokenHint);
+        }
       }
       if (plan) {
         MemoryPlan memoryPlan = planMemory(func, tokenHint);
+        if (memoryPlan.applied)
+          after = memoryPlan.arenaSize.evaluate(tokenHint);
         reporter.after(func, &memoryPlan);
       } else {
         reporter.after(func);
       }
+      peakAfter += after;
     }
-    peakBefore = reporter.totalPeakBefore();
-    peakAfter = reporter.totalPeakAfter();
     if (failed(reporter.write()))
       signalPassFailure();
   }

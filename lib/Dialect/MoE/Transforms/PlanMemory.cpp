@@ -55,6 +55,7 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
     plan.reason = model.getError();
     return plan;
   }
+  plan.peakBefore = model.peakOf(model.getInputOrder());
   for (Operation &op : block)
     if (op.hasAttr(kArenaAttrName)) {
       plan.reason = "already planned";
@@ -209,8 +210,16 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
   }
 
   // Rewrite: one arena, views into it, workspace offsets on the ops.
+  // Positions in the block before rewriting (asking the block for the order
+  // after each insertion would be quadratic).
+  DenseMap<Operation *, unsigned> position;
+  for (auto [pos, op] : llvm::enumerate(block))
+    position[&op] = pos;
   OpBuilder builder(func.getContext());
   Location loc = func.getLoc();
+  unsigned arenaPosition = 0;
+  if (tokens && tokens.getDefiningOp())
+    arenaPosition = position[tokens.getDefiningOp()] + 1;
   if (tokens && tokens.getDefiningOp())
     builder.setInsertionPointAfter(tokens.getDefiningOp());
   else
@@ -265,7 +274,10 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
       continue;
     }
     auto alloc = cast<memref::AllocOp>(item.alloc);
-    if (alloc->isBeforeInBlock(afterArena) || alloc == afterArena)
+    // An allocation above the arena (static, before the token count) gets
+    // its view right after the arena.
+    bool aboveArena = position[alloc] < arenaPosition;
+    if (aboveArena)
       builder.setInsertionPointAfter(afterArena);
     else
       builder.setInsertionPoint(alloc);
@@ -273,7 +285,7 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
     auto view = memref::ViewOp::create(builder, alloc.getLoc(), alloc.getType(),
                                        arena.getResult(), offset,
                                        alloc.getDynamicSizes());
-    if (alloc->isBeforeInBlock(afterArena))
+    if (aboveArena)
       afterArena = view;
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
       if (isa<memref::DeallocOp>(user))
@@ -307,6 +319,9 @@ struct PlanMemoryPass : public moe::impl::MoEPlanMemoryBase<PlanMemoryPass> {
     for (FunctionOpInterface func : funcs) {
       reporter.before(func);
       MemoryPlan plan = planMemory(func, tokenHint);
+      peakBefore += plan.peakBefore.evaluate(tokenHint);
+      peakAfter += (plan.applied ? plan.arenaSize : plan.peakBefore)
+                       .evaluate(tokenHint);
       if (plan.applied) {
         arenaBytes += plan.arenaSize.evaluate(tokenHint);
         numPlanned += llvm::count_if(plan.items, [](const PlannedItem &i) {
@@ -315,8 +330,6 @@ struct PlanMemoryPass : public moe::impl::MoEPlanMemoryBase<PlanMemoryPass> {
       }
       reporter.after(func, &plan);
     }
-    peakBefore = reporter.totalPeakBefore();
-    peakAfter = reporter.totalPeakAfter();
     if (failed(reporter.write()))
       signalPassFailure();
   }

@@ -55,6 +55,8 @@ struct SchedulePeakMemoryPass
           continue;
         }
         ++numBlocks;
+        peakBefore += schedule->inputPeak.evaluate(tokenHint);
+        peakAfter += schedule->peak.evaluate(tokenHint);
         if (schedule->method != "input")
           ++numReordered;
         if (schedule->optimal)
@@ -62,8 +64,6 @@ struct SchedulePeakMemoryPass
       }
       reporter.after(func);
     }
-    peakBefore = reporter.totalPeakBefore();
-    peakAfter = reporter.totalPeakAfter();
     if (failed(reporter.write()))
       signalPassFailure();
   }

@@ -49,9 +49,9 @@ def MoEDeferSharedExperts : MoEMemoryPass<"moe-defer-shared-experts",
     results are bit-identical.
   }];
   let options = commonOptions;
-  let statistics = !listconcat(commonStatistics, [
+  let statistics = [
     Statistic<"numDeferred", "deferred", "Shared-expert ops moved">,
-  ]);
+  ];
 }
 
 def MoESchedulePeakMemory : MoEMemoryPass<"moe-schedule-peak-memory",
@@ -133,7 +133,14 @@ def MoEOptimize : MoEMemoryPass<"moe-optimize",
     Option<"plan", "plan", "bool", /*default=*/"true",
            "Pack buffers into one arena (moe-plan-memory)">,
   ]);
-  let statistics = commonStatistics;
+  let statistics = [
+    Statistic<"peakBefore", "peak-bytes-before",
+              "Transient peak after deferral, before scheduling, in bytes at "
+              "the token hint">,
+    Statistic<"peakAfter", "peak-bytes-after",
+              "Transient peak at the end (the arena when planned), in bytes at "
+              "the token hint">,
+  ];
 }
 
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

@@ -39,6 +39,8 @@ struct MemoryPlan {
   bool applied = false;
   std::string reason;
   LinearSize arenaSize;
+  /// The transient peak before planning (buffers and workspaces).
+  LinearSize peakBefore;
   /// The largest live set: no arena can be smaller.
   LinearSize lowerBound;
   SmallVector<PlannedItem> items;
