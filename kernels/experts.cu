@@ -9,7 +9,7 @@
 // Workspace carving follows include/moe/Runtime/Workspace.h and
 // lib/Runtime/Backend.h (carveRoutedWorkspace): expert offsets (E+1), sorted
 // pairs (T*K), pair positions = inverse permutation (T*K), activations
-// (T*K*I), partials (T*K*C), each at a 256-byte offset from the base. The
+// (T*K*I), partials (T*K*C), each at a 256-byte-aligned address. The
 // shared experts' activation (T*I) may overwrite nothing else, and since GEMM1
 // reads all of `hidden` before GEMM2 writes `output`, output == hidden works
 // there too.
@@ -24,15 +24,19 @@ namespace {
 using detail::GemmMode;
 using detail::GemmProblem;
 
-/// Carves sub-buffers at MOERT_WORKSPACE_ALIGNMENT offsets from the base, as
-/// lib/Runtime/Backend.h (carveRoutedWorkspace) does.
+/// Carves sub-buffers at MOERT_WORKSPACE_ALIGNMENT-aligned addresses, as
+/// lib/Runtime/Backend.h (carveRoutedWorkspace) does; the formula's slack
+/// covers one alignment gap per sub-buffer wherever the workspace starts.
 struct Carver {
   char *base;
   int64_t size;
   int64_t offset = 0;
   bool ok = true;
   void *take(int64_t bytes) {
-    offset = moert_align_up(offset);
+    uintptr_t address = reinterpret_cast<uintptr_t>(base) + uintptr_t(offset);
+    uintptr_t aligned = (address + MOERT_WORKSPACE_ALIGNMENT - 1) /
+                        MOERT_WORKSPACE_ALIGNMENT * MOERT_WORKSPACE_ALIGNMENT;
+    offset += int64_t(aligned - address);
     void *p = base + offset;
     offset += bytes;
     if (offset > size)

@@ -4,7 +4,8 @@
 // one device and one non-blocking stream owned by the backend:
 //   - allocate/deallocate are stream-ordered (cudaMallocAsync/cudaFreeAsync
 //     on that stream), so freeing memory that enqueued work still uses is
-//     safe without synchronising the device;
+//     safe without synchronising the device; copies run on the same stream
+//     (host copies then wait for it);
 //   - every op is enqueued on the stream and returns at once; asynchronous
 //     failures surface in synchronize();
 //   - the data check the backend owes (topk ids in [0, E)) runs without a
@@ -127,6 +128,25 @@ public:
       return MOERT_ERROR_DEVICE;
     }
     return checkPending(error);
+  }
+
+  moert_status copy(void *dst, const void *src, int64_t bytes,
+                    CopyDirection direction, std::string &error) override {
+    cudaSetDevice(device_);
+    cudaMemcpyKind kind = direction == CopyDirection::HostToDevice
+                              ? cudaMemcpyHostToDevice
+                          : direction == CopyDirection::DeviceToHost
+                              ? cudaMemcpyDeviceToHost
+                              : cudaMemcpyDeviceToDevice;
+    // On the backend's stream: ordered after every op enqueued so far.
+    cudaError_t err = cudaMemcpyAsync(dst, src, size_t(bytes), kind, stream_);
+    if (err == cudaSuccess && direction != CopyDirection::DeviceToDevice)
+      err = cudaStreamSynchronize(stream_); // host copies complete on return
+    if (err != cudaSuccess) {
+      error = "copy (" + name_ + "): " + cudaGetErrorString(err);
+      return MOERT_ERROR_DEVICE;
+    }
+    return MOERT_SUCCESS;
   }
 
   moert_status gate(const GateArgs &a, std::string &error) override {
