@@ -10,11 +10,11 @@
 # A prebuilt build-kernels/ (built elsewhere with the same CUDA) is reused
 # when SKIP_BUILD=1.
 set -uo pipefail
-OUTDIR=${1:-${OUT:-bench/out}}
+OUTDIR=${1:-${OUT:-build-kernels/bench-out}}
 mkdir -p "$OUTDIR"
 STEPS=${STEPS:-"build test sanitize sass profile bench"}
 BUILD=${BUILD_DIR:-build-kernels}
-BENCH_ARGS=${BENCH_ARGS:-"--compare-impls"}
+BENCH_ARGS=${BENCH_ARGS:-"--ab --compare-impls"}
 export PYTHONUNBUFFERED=1
 status=0
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -88,7 +88,8 @@ rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 if not rows: print(open(sys.argv[1]).read()[-2000:]); sys.exit()
 h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value")
 ui = h.index("Metric Unit") if "Metric Unit" in h else None
-scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}.get(rows[1][ui] if ui is not None else "nsecond", 1e-3)
+units = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
+scale = units.get(rows[1][ui] if ui is not None else "ns", 1e-3)
 agg = collections.OrderedDict()
 for r in rows[1:]:
     k = r[ki].split("(")[0][:70]
