@@ -53,6 +53,19 @@ public:
     return LLVM::IntToPtrOp::create(builder, loc, ptrType, address).getResult();
   }
 
+  /// The pointers of several named operands, in order.
+  FailureOr<SmallVector<Value>>
+  pointers(Operation *op, ArrayRef<std::pair<Value, StringRef>> operands) {
+    SmallVector<Value> result;
+    for (auto [value, name] : operands) {
+      FailureOr<Value> p = pointer(op, value, name);
+      if (failed(p))
+        return failure();
+      result.push_back(*p);
+    }
+    return result;
+  }
+
   Value null() { return LLVM::ZeroOp::create(builder, loc, ptrType); }
 
   /// Dimension `d` of `memref` as i64 (a constant when static).
@@ -132,15 +145,15 @@ public:
 
 LogicalResult lower(ModuleOp module, GateOp op) {
   RuntimeCallBuilder b(module, op);
-  FailureOr<Value> hidden = b.pointer(op, op.getHidden(), "hidden");
-  FailureOr<Value> weight = b.pointer(op, op.getGateWeight(), "gate_weight");
-  FailureOr<Value> logits = b.pointer(op, op.getLogits(), "logits");
+  auto ptrs = b.pointers(op, {{op.getHidden(), "hidden"},
+                              {op.getGateWeight(), "gate_weight"},
+                              {op.getLogits(), "logits"}});
   FailureOr<Value> hiddenType = b.dtype(op, op.getHidden());
   FailureOr<Value> weightType = b.dtype(op, op.getGateWeight());
-  if (failed(hidden) || failed(weight) || failed(logits) || failed(hiddenType) ||
-      failed(weightType))
+  if (failed(ptrs) || failed(hiddenType) || failed(weightType))
     return failure();
-  b.call("moert_gate", {*hidden, *hiddenType, *weight, *weightType, *logits,
+  Value hidden = (*ptrs)[0], weight = (*ptrs)[1], logits = (*ptrs)[2];
+  b.call("moert_gate", {hidden, *hiddenType, weight, *weightType, logits,
                         b.dim(op.getHidden(), 0), b.dim(op.getHidden(), 1),
                         b.dim(op.getGateWeight(), 0)});
   return success();
@@ -148,15 +161,15 @@ LogicalResult lower(ModuleOp module, GateOp op) {
 
 LogicalResult lower(ModuleOp module, TopKOp op) {
   RuntimeCallBuilder b(module, op);
-  FailureOr<Value> logits = b.pointer(op, op.getLogits(), "logits");
+  auto ptrs = b.pointers(op, {{op.getLogits(), "logits"},
+                              {op.getTopkIds(), "topk_ids"},
+                              {op.getTopkWeights(), "topk_weights"}});
   FailureOr<Value> bias = op.getBias() ? b.pointer(op, op.getBias(), "bias")
                                        : FailureOr<Value>(b.null());
-  FailureOr<Value> ids = b.pointer(op, op.getTopkIds(), "topk_ids");
-  FailureOr<Value> weights = b.pointer(op, op.getTopkWeights(), "topk_weights");
-  if (failed(logits) || failed(bias) || failed(ids) || failed(weights))
+  if (failed(ptrs) || failed(bias))
     return failure();
   b.call("moert_topk",
-         {*logits, *bias, *ids, *weights, b.dim(op.getLogits(), 0),
+         {(*ptrs)[0], *bias, (*ptrs)[1], (*ptrs)[2], b.dim(op.getLogits(), 0),
           b.dim(op.getLogits(), 1), b.constant64(op.getK()),
           b.constant32(static_cast<int32_t>(op.getScoring())),
           b.constant64(op.getNGroup()), b.constant64(op.getTopkGroup()),
@@ -167,54 +180,51 @@ LogicalResult lower(ModuleOp module, TopKOp op) {
 
 LogicalResult lower(ModuleOp module, RoutedExpertsOp op) {
   RuntimeCallBuilder b(module, op);
-  FailureOr<Value> hidden = b.pointer(op, op.getHidden(), "hidden");
-  FailureOr<Value> ids = b.pointer(op, op.getTopkIds(), "topk_ids");
-  FailureOr<Value> weights = b.pointer(op, op.getTopkWeights(), "topk_weights");
-  FailureOr<Value> w13 = b.pointer(op, op.getW13(), "w13");
-  FailureOr<Value> w2 = b.pointer(op, op.getW2(), "w2");
-  FailureOr<Value> output = b.pointer(op, op.getOutput(), "output");
+  auto ptrs = b.pointers(
+      op, {{op.getHidden(), "hidden"}, {op.getTopkIds(), "topk_ids"},
+           {op.getTopkWeights(), "topk_weights"}, {op.getW13(), "w13"},
+           {op.getW2(), "w2"}, {op.getOutput(), "output"}});
   FailureOr<Value> workspace = b.workspace(op, op.getHidden());
   FailureOr<Value> dtype = b.dtype(op, op.getHidden());
-  if (failed(hidden) || failed(ids) || failed(weights) || failed(w13) ||
-      failed(w2) || failed(output) || failed(workspace) || failed(dtype))
+  if (failed(ptrs) || failed(workspace) || failed(dtype))
     return failure();
-  b.call("moert_routed_experts",
-         {*hidden, *ids, *weights, *w13, *w2, *output, *workspace, *dtype,
-          b.dim(op.getHidden(), 0), b.constant64(op.getHiddenSize()),
-          b.constant64(op.getNumExperts()), b.constant64(op.getTopK()),
-          b.constant64(op.getIntermediateSize())});
+  SmallVector<Value> args(*ptrs);
+  args.append({*workspace, *dtype, b.dim(op.getHidden(), 0),
+               b.constant64(op.getHiddenSize()), b.constant64(op.getNumExperts()),
+               b.constant64(op.getTopK()),
+               b.constant64(op.getIntermediateSize())});
+  b.call("moert_routed_experts", args);
   return success();
 }
 
 LogicalResult lower(ModuleOp module, SharedExpertsOp op) {
   RuntimeCallBuilder b(module, op);
-  FailureOr<Value> hidden = b.pointer(op, op.getHidden(), "hidden");
-  FailureOr<Value> w13 = b.pointer(op, op.getW13(), "w13");
-  FailureOr<Value> w2 = b.pointer(op, op.getW2(), "w2");
-  FailureOr<Value> output = b.pointer(op, op.getOutput(), "output");
+  auto ptrs = b.pointers(op, {{op.getHidden(), "hidden"}, {op.getW13(), "w13"},
+                              {op.getW2(), "w2"}, {op.getOutput(), "output"}});
   FailureOr<Value> workspace = b.workspace(op, op.getHidden());
   FailureOr<Value> dtype = b.dtype(op, op.getHidden());
-  if (failed(hidden) || failed(w13) || failed(w2) || failed(output) ||
-      failed(workspace) || failed(dtype))
+  if (failed(ptrs) || failed(workspace) || failed(dtype))
     return failure();
-  b.call("moert_shared_experts",
-         {*hidden, *w13, *w2, *output, *workspace, *dtype,
-          b.dim(op.getHidden(), 0), b.constant64(op.getHiddenSize()),
-          b.constant64(op.getIntermediateSize())});
+  SmallVector<Value> args(*ptrs);
+  args.append({*workspace, *dtype, b.dim(op.getHidden(), 0),
+               b.constant64(op.getHiddenSize()),
+               b.constant64(op.getIntermediateSize())});
+  b.call("moert_shared_experts", args);
   return success();
 }
 
 LogicalResult lower(ModuleOp module, AddOp op) {
   RuntimeCallBuilder b(module, op);
-  FailureOr<Value> lhs = b.pointer(op, op.getLhs(), "lhs");
-  FailureOr<Value> rhs = b.pointer(op, op.getRhs(), "rhs");
-  FailureOr<Value> output = b.pointer(op, op.getOutput(), "output");
+  auto ptrs = b.pointers(op, {{op.getLhs(), "lhs"},
+                              {op.getRhs(), "rhs"},
+                              {op.getOutput(), "output"}});
   FailureOr<Value> dtype = b.dtype(op, op.getLhs());
-  if (failed(lhs) || failed(rhs) || failed(output) || failed(dtype))
+  if (failed(ptrs) || failed(dtype))
     return failure();
-  b.call("moert_add", {*lhs, *rhs, *output, *dtype, b.dim(op.getLhs(), 0),
-                       b.dim(op.getLhs(), 1),
-                       b.constantF32(op.getScale().convertToFloat())});
+  SmallVector<Value> args(*ptrs);
+  args.append({*dtype, b.dim(op.getLhs(), 0), b.dim(op.getLhs(), 1),
+               b.constantF32(op.getScale().convertToFloat())});
+  b.call("moert_add", args);
   return success();
 }
 

@@ -106,18 +106,16 @@ struct DeferSharedExpertsPass
   void runOnOperation() override {
     MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
                             getArgument());
-    getOperation()->walk([&](FunctionOpInterface func) {
-      if (func.isExternal())
-        return;
+    for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       // Only functions with shared experts can change.
       bool hasShared = false;
       func->walk([&](SharedExpertsOp) { hasShared = true; });
       if (!hasShared)
-        return;
+        continue;
       reporter.before(func);
       numDeferred += deferSharedExperts(func);
       reporter.after(func);
-    });
+    }
     if (failed(reporter.write()))
       signalPassFailure();
   }

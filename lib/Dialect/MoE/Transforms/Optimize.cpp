@@ -21,40 +21,24 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
     options.maxExactNodes = maxExactNodes;
     MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
                             getArgument());
-    SmallVector<FunctionOpInterface> funcs;
-    getOperation()->walk([&](FunctionOpInterface f) {
-      if (!f.isExternal())
-        funcs.push_back(f);
-    });
-    for (FunctionOpInterface func : funcs) {
+    for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       reporter.before(func);
       deferSharedExperts(func);
+      FunctionSchedule schedules =
+          moe::schedulePeakMemory(func, tokenHint, options, getArgument());
       int64_t after = 0;
-      SmallVector<Block *> blocks;
-      func->walk([&](Block *block) { blocks.push_back(block); });
-      for (Block *block : blocks) {
-        std::string error;
-        FailureOr<PeakMemorySchedule> schedule =
-            moe::schedulePeakMemory(*block, tokenHint, options, error);
-        if (failed(schedule)) {
-          block->getParentOp()->emitWarning()
-              << "moe-optimize left a block unscheduled: " << error;
-          continue;
-        }
-        if (block == &func.getFunctionBody().front()) {
-          peakBefore += schedule->inputPeak.evaluate(tokenHint);
-          after = schedule->peak.evaluate(tokenHint);
-        }
+      if (schedules.entry) {
+        peakBefore += schedules.entry->inputPeak.evaluate(tokenHint);
+        after = schedules.entry->peak.evaluate(tokenHint);
       }
+      std::optional<MemoryPlan> memoryPlan;
       if (plan) {
-        MemoryPlan memoryPlan = planMemory(func, tokenHint);
-        if (memoryPlan.applied)
-          after = memoryPlan.arenaSize.evaluate(tokenHint);
-        reporter.after(func, &memoryPlan);
-      } else {
-        reporter.after(func);
+        memoryPlan = planMemory(func, tokenHint);
+        if (memoryPlan->applied)
+          after = memoryPlan->arenaSize.evaluate(tokenHint);
       }
       peakAfter += after;
+      reporter.after(func, memoryPlan ? &*memoryPlan : nullptr);
     }
     if (failed(reporter.write()))
       signalPassFailure();

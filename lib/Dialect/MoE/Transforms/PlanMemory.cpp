@@ -311,12 +311,7 @@ struct PlanMemoryPass : public moe::impl::MoEPlanMemoryBase<PlanMemoryPass> {
   void runOnOperation() override {
     MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
                             getArgument());
-    SmallVector<FunctionOpInterface> funcs;
-    getOperation()->walk([&](FunctionOpInterface f) {
-      if (!f.isExternal())
-        funcs.push_back(f);
-    });
-    for (FunctionOpInterface func : funcs) {
+    for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       reporter.before(func);
       MemoryPlan plan = planMemory(func, tokenHint);
       peakBefore += plan.peakBefore.evaluate(tokenHint);

@@ -27,6 +27,37 @@ mlir::moe::schedulePeakMemory(Block &block, int64_t tokenHint,
   return schedule;
 }
 
+FunctionSchedule mlir::moe::schedulePeakMemory(
+    FunctionOpInterface func, int64_t tokenHint,
+    const PeakMemorySchedulerOptions &options, StringRef passName) {
+  FunctionSchedule result;
+  SmallVector<Block *> blocks;
+  func->walk([&](Block *block) { blocks.push_back(block); });
+  for (Block *block : blocks) {
+    std::string error;
+    FailureOr<PeakMemorySchedule> schedule =
+        moe::schedulePeakMemory(*block, tokenHint, options, error);
+    if (failed(schedule)) {
+      block->getParentOp()->emitWarning()
+          << passName << " left a block unchanged: " << error;
+      continue;
+    }
+    if (block == &func.getFunctionBody().front())
+      result.entry = *schedule;
+    result.blocks.push_back(std::move(*schedule));
+  }
+  return result;
+}
+
+SmallVector<FunctionOpInterface> mlir::moe::getFunctionsWithBody(Operation *op) {
+  SmallVector<FunctionOpInterface> funcs;
+  op->walk([&](FunctionOpInterface f) {
+    if (!f.isExternal())
+      funcs.push_back(f);
+  });
+  return funcs;
+}
+
 namespace {
 struct SchedulePeakMemoryPass
     : public moe::impl::MoESchedulePeakMemoryBase<SchedulePeakMemoryPass> {
@@ -37,29 +68,17 @@ struct SchedulePeakMemoryPass
     options.maxExactNodes = maxExactNodes;
     MemoryReporter reporter(getOperation(), tokenHint, reportFile, timelineFile,
                             getArgument());
-    SmallVector<FunctionOpInterface> funcs;
-    getOperation()->walk([&](FunctionOpInterface f) { funcs.push_back(f); });
-    for (FunctionOpInterface func : funcs) {
-      if (func.isExternal())
-        continue;
+    for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       reporter.before(func);
-      SmallVector<Block *> blocks;
-      func->walk([&](Block *block) { blocks.push_back(block); });
-      for (Block *block : blocks) {
-        std::string error;
-        FailureOr<PeakMemorySchedule> schedule =
-            moe::schedulePeakMemory(*block, tokenHint, options, error);
-        if (failed(schedule)) {
-          block->getParentOp()->emitWarning()
-              << "moe-schedule-peak-memory left a block unchanged: " << error;
-          continue;
-        }
+      FunctionSchedule schedules =
+          moe::schedulePeakMemory(func, tokenHint, options, getArgument());
+      for (const PeakMemorySchedule &schedule : schedules.blocks) {
         ++numBlocks;
-        peakBefore += schedule->inputPeak.evaluate(tokenHint);
-        peakAfter += schedule->peak.evaluate(tokenHint);
-        if (schedule->method != "input")
+        peakBefore += schedule.inputPeak.evaluate(tokenHint);
+        peakAfter += schedule.peak.evaluate(tokenHint);
+        if (schedule.method != "input")
           ++numReordered;
-        if (schedule->optimal)
+        if (schedule.optimal)
           ++numExact;
       }
       reporter.after(func);

@@ -11,6 +11,8 @@
 
 #include "mlir/Interfaces/FunctionInterfaces.h"
 
+#include <optional>
+
 namespace mlir {
 namespace moe {
 
@@ -25,6 +27,23 @@ unsigned deferSharedExperts(FunctionOpInterface func);
 FailureOr<PeakMemorySchedule>
 schedulePeakMemory(Block &block, int64_t tokenHint,
                    const PeakMemorySchedulerOptions &options, std::string &error);
+
+/// The schedules of the blocks of one function.
+struct FunctionSchedule {
+  /// Every block that could be modelled, in walk order.
+  SmallVector<PeakMemorySchedule> blocks;
+  /// The entry block's, when it could be modelled.
+  std::optional<PeakMemorySchedule> entry;
+};
+
+/// Reorders every block of `func` for the least peak memory. A block that
+/// cannot be modelled is left unchanged, with a warning that names `passName`.
+FunctionSchedule schedulePeakMemory(FunctionOpInterface func, int64_t tokenHint,
+                                    const PeakMemorySchedulerOptions &options,
+                                    StringRef passName);
+
+/// The functions with a body nested in `op`.
+SmallVector<FunctionOpInterface> getFunctionsWithBody(Operation *op);
 
 /// One buffer or workspace of a memory plan.
 struct PlannedItem {
