@@ -45,3 +45,11 @@ if config.moe_enable_cuda:
 for t in tools:
     if os.path.exists(os.path.join(config.moe_tools_dir, t)):
         config.available_features.add(t)
+
+# moe-run's stand-in for a compiled module (unittests/MoeRun/TestModule.cpp):
+# it interprets the description named by $MOE_RUN_TEST_DESCRIPTION.
+config.substitutions.append(
+    ("%moe_run_test_module",
+     os.path.join(config.moe_lib_dir, "moe-run-test-module.so")))
+if os.path.exists(os.path.join(config.moe_lib_dir, "moe-run-test-module.so")):
+    config.available_features.add("moe-run-test-module")

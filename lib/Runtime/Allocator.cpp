@@ -145,6 +145,20 @@ moert_status Allocator::deallocate(void *ptr, bool arena, const char *what,
   return MOERT_SUCCESS;
 }
 
+bool Allocator::containsRange(const void *ptr, int64_t bytes) {
+  if (!ptr || bytes < 0)
+    return false;
+  uintptr_t begin = reinterpret_cast<uintptr_t>(ptr);
+  std::lock_guard<std::mutex> lock(mutex);
+  for (auto &entry : live) {
+    uintptr_t start = reinterpret_cast<uintptr_t>(entry.first);
+    if (begin >= start && begin - start <= uintptr_t(entry.second.requested) &&
+        uintptr_t(bytes) <= uintptr_t(entry.second.requested) - (begin - start))
+      return true;
+  }
+  return false;
+}
+
 moert_status Allocator::setLimit(int64_t bytes) {
   if (bytes < 0)
     return MOERT_ERROR_INVALID_ARGUMENT;

@@ -39,6 +39,10 @@ public:
   moert_status deallocate(void *ptr, bool arena, const char *what,
                           std::string &error);
 
+  /// Whether [ptr, ptr + bytes) lies inside one live allocation (its
+  /// requested bytes). Linear in the number of live allocations.
+  bool containsRange(const void *ptr, int64_t bytes);
+
   moert_status setLimit(int64_t bytes);
   void setMode(moert_alloc_mode mode);
   moert_alloc_mode getMode();

@@ -29,6 +29,7 @@
 #include "moe/Runtime/moe_runtime.h"
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -87,6 +88,10 @@ struct AddArgs {
   float scale;
 };
 
+/// The direction of Backend::copy. "Device" memory is memory from
+/// Backend::allocate (host memory on the CPU backend).
+enum class CopyDirection { HostToDevice, DeviceToHost, DeviceToDevice };
+
 class Backend {
 public:
   virtual ~Backend() = default;
@@ -103,6 +108,31 @@ public:
   virtual void deallocate(void *ptr, int64_t bytes) = 0;
   /// Waits for every op enqueued so far; reports asynchronous failures.
   virtual moert_status synchronize(std::string &error) = 0;
+
+  /// Copies `bytes` (> 0) bytes; the C layer has checked that the device
+  /// side lies inside live allocations and that DeviceToDevice ranges do not
+  /// overlap. HostToDevice and DeviceToHost are synchronous: ordered after
+  /// every op enqueued so far and complete on return (the host side may be
+  /// pageable memory). DeviceToDevice is ordered like an op (may be
+  /// asynchronous).
+  ///
+  /// The default is std::memcpy, which is right only for a backend whose
+  /// memory is host memory (the CPU backend); any other backend must
+  /// override it (CUDA: cudaMemcpyAsync on the backend's stream, then
+  /// cudaStreamSynchronize for the host copies). Until it does, copies on it
+  /// fail cleanly with MOERT_ERROR_BACKEND_UNAVAILABLE.
+  virtual moert_status copy(void *dst, const void *src, int64_t bytes,
+                            CopyDirection direction, std::string &error) {
+    (void)direction;
+    if (kind() != MOERT_BACKEND_CPU) {
+      error = describe() +
+              ": copies between host and device memory are not implemented "
+              "by this backend (Backend::copy)";
+      return MOERT_ERROR_BACKEND_UNAVAILABLE;
+    }
+    std::memcpy(dst, src, size_t(bytes));
+    return MOERT_SUCCESS;
+  }
 
   virtual moert_status gate(const GateArgs &args, std::string &error) = 0;
   virtual moert_status topk(const TopKArgs &args, std::string &error) = 0;

@@ -591,6 +591,81 @@ void moert_arena_release(void *arena) {
 }
 
 //===----------------------------------------------------------------------===//
+// Copies
+//===----------------------------------------------------------------------===//
+
+} // extern "C"
+
+namespace {
+/// The common part of the three copies: validation, then the backend.
+moert_status copyBytes(moert_context *ctx, const char *fn, void *dst,
+                       const void *src, int64_t bytes,
+                       CopyDirection direction) {
+  return guarded(ctx, fn, MOERT_ERROR_INTERNAL, [&]() -> moert_status {
+    ArgChecker check(fn);
+    check.nonNegative("bytes", bytes);
+    if (!check.ok() || bytes == 0)
+      return check.ok() ? MOERT_SUCCESS : invalid(*ctx, check);
+    check.require(dst, "dst is NULL");
+    check.require(src, "src is NULL");
+    bool dstDevice = direction != CopyDirection::DeviceToHost;
+    bool srcDevice = direction != CopyDirection::HostToDevice;
+    if (check.ok() && dstDevice)
+      check.require(ctx->allocator->containsRange(dst, bytes), "dst .. dst + ",
+                    bytes, " is not inside one live allocation of the context");
+    if (check.ok() && srcDevice)
+      check.require(ctx->allocator->containsRange(src, bytes), "src .. src + ",
+                    bytes, " is not inside one live allocation of the context");
+    if (check.ok() && direction == CopyDirection::DeviceToDevice) {
+      if (dst == src)
+        return MOERT_SUCCESS;
+      check.noPartialOverlap("dst", dst, "src", src, bytes);
+    }
+    if (!check.ok())
+      return invalid(*ctx, check);
+    std::string error;
+    moert_status status = ctx->backend->copy(dst, src, bytes, direction, error);
+    if (status != MOERT_SUCCESS)
+      return fail(ctx, status, cat(fn, ": ", error));
+    return MOERT_SUCCESS;
+  });
+}
+} // namespace
+
+/// For MemRefAllocator.cpp: records `message` as the current context's sticky
+/// error (if it has none yet) and as the thread's last error.
+namespace moert {
+void failOnCurrentContext(moert_status status, const std::string &message) {
+  fail(currentContext, status, message);
+}
+} // namespace moert
+
+extern "C" {
+
+moert_status moert_copy_to_device(moert_context *ctx, void *dst,
+                                  const void *src, int64_t bytes) {
+  const char *fn = "moert_copy_to_device";
+  if (!ctx)
+    return requireContext(ctx, fn);
+  return copyBytes(ctx, fn, dst, src, bytes, CopyDirection::HostToDevice);
+}
+
+moert_status moert_copy_to_host(moert_context *ctx, void *dst, const void *src,
+                                int64_t bytes) {
+  const char *fn = "moert_copy_to_host";
+  if (!ctx)
+    return requireContext(ctx, fn);
+  return copyBytes(ctx, fn, dst, src, bytes, CopyDirection::DeviceToHost);
+}
+
+moert_status moert_copy(void *dst, const void *src, int64_t bytes) {
+  const char *op = "moert_copy";
+  return runOp(op, [&](moert_context &ctx) -> moert_status {
+    return copyBytes(&ctx, op, dst, src, bytes, CopyDirection::DeviceToDevice);
+  });
+}
+
+//===----------------------------------------------------------------------===//
 // Ops
 //===----------------------------------------------------------------------===//
 

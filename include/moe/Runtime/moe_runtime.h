@@ -168,6 +168,32 @@ MOERT_API moert_status moert_arena_acquire(int64_t bytes, void **out);
 MOERT_API void moert_arena_release(void *arena);
 
 /*===--------------------------------------------------------------------===*
+ * Copies between host memory and the context's memory
+ *
+ * For runners (moe-run) and tests: the context's memory is device memory on
+ * CUDA, so host code cannot read or write it directly. The context-side
+ * range [ptr, ptr + bytes) must lie inside one live allocation of `ctx`
+ * (moert_alloc / moert_alloc_ctx / an arena); the host side is plain host
+ * memory. Both copies wait for the work already enqueued on the context and
+ * return once the copy is complete. They run even while the context has a
+ * sticky error (like the allocator) but record their own failure as one.
+ * `bytes` == 0 is a no-op (NULL pointers allowed).
+ *===--------------------------------------------------------------------===*/
+
+/* host `src` -> context memory `dst`. */
+MOERT_API moert_status moert_copy_to_device(moert_context *ctx, void *dst,
+                                            const void *src, int64_t bytes);
+/* context memory `src` -> host `dst`. */
+MOERT_API moert_status moert_copy_to_host(moert_context *ctx, void *dst,
+                                          const void *src, int64_t bytes);
+/* Context memory to context memory, on the *current* context, ordered like
+ * an op (asynchronous on CUDA; not run while a sticky error is pending).
+ * Both ranges lie inside live allocations and must not overlap unless equal
+ * (then it is a no-op). For compiled code (e.g. memref.copy on device
+ * memory). */
+MOERT_API moert_status moert_copy(void *dst, const void *src, int64_t bytes);
+
+/*===--------------------------------------------------------------------===*
  * Ops, on the current context
  *
  * Float buffers have the stated moert_dtype (BF16, F16 or F32). Where an op

@@ -1,0 +1,284 @@
+//===- Data.cpp - Element types, conversions, seeded data, checksums ------===//
+
+#include "Data.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <vector>
+
+using namespace moerun;
+
+const char *moerun::dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::F32:
+    return "f32";
+  case DType::I32:
+    return "i32";
+  }
+  return "?";
+}
+
+bool moerun::parseDType(std::string_view name, DType &out) {
+  if (name == "bf16")
+    out = DType::BF16;
+  else if (name == "f16")
+    out = DType::F16;
+  else if (name == "f32")
+    out = DType::F32;
+  else if (name == "i32")
+    out = DType::I32;
+  else
+    return false;
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Conversions
+//===----------------------------------------------------------------------===//
+
+double moerun::bf16ToDouble(uint16_t bits) {
+  uint32_t word = uint32_t(bits) << 16;
+  float f;
+  std::memcpy(&f, &word, 4);
+  return f;
+}
+
+namespace {
+double f16ToDoubleSlow(uint16_t bits) {
+  int sign = bits >> 15;
+  int exponent = (bits >> 10) & 0x1f;
+  int mantissa = bits & 0x3ff;
+  double value;
+  if (exponent == 0)
+    value = std::ldexp(double(mantissa), -24);
+  else if (exponent == 31)
+    value = mantissa ? std::numeric_limits<double>::quiet_NaN()
+                     : std::numeric_limits<double>::infinity();
+  else
+    value = std::ldexp(double(mantissa | 0x400), exponent - 25);
+  return sign ? -value : value;
+}
+
+struct F16Table {
+  double values[65536];
+  F16Table() {
+    for (uint32_t b = 0; b < 65536; ++b)
+      values[b] = f16ToDoubleSlow(uint16_t(b));
+  }
+};
+} // namespace
+
+double moerun::f16ToDouble(uint16_t bits) {
+  static const F16Table table; // thread-safe initialization
+  return table.values[bits];
+}
+
+namespace {
+/// Rounds finite nonzero `x` to `bits` significant bits, nearest-even, with
+/// `minExponent` the exponent (frexp convention) of the smallest normal.
+double roundSignificand(double x, int bits, int minExponent) {
+  int exponent;
+  std::frexp(x, &exponent);
+  int quantum = std::max(exponent, minExponent) - bits;
+  return std::ldexp(std::nearbyint(std::ldexp(x, -quantum)), quantum);
+}
+} // namespace
+
+uint16_t moerun::doubleToBF16(double value) {
+  if (std::isnan(value))
+    return std::signbit(value) ? 0xffc0 : 0x7fc0;
+  double r = value == 0 || std::isinf(value) ? value
+                                             : roundSignificand(value, 8, -125);
+  if (std::fabs(r) > 0x1.fep127)
+    r = std::copysign(std::numeric_limits<double>::infinity(), value);
+  float f = float(r); // exact: r has at most 8 significant bits
+  uint32_t word;
+  std::memcpy(&word, &f, 4);
+  return uint16_t(word >> 16);
+}
+
+uint16_t moerun::doubleToF16(double value) {
+  uint16_t sign = std::signbit(value) ? 0x8000 : 0;
+  if (std::isnan(value))
+    return uint16_t(sign | 0x7e00);
+  double a = std::fabs(value);
+  if (std::isinf(a))
+    return uint16_t(sign | 0x7c00);
+  if (a == 0)
+    return sign;
+  double r = roundSignificand(a, 11, -13);
+  if (r == 0) // below half the smallest subnormal
+    return sign;
+  if (r > 65504.0)
+    return uint16_t(sign | 0x7c00);
+  int exponent;
+  std::frexp(r, &exponent); // r = m * 2^exponent, m in [0.5, 1)
+  if (exponent < -13) {     // subnormal: r = mantissa * 2^-24
+    return uint16_t(sign | uint16_t(std::ldexp(r, 24)));
+  }
+  // Normal: biased exponent e = exponent + 14, mantissa 10 bits.
+  uint32_t mantissa = uint32_t(std::ldexp(r, 11 - exponent)) - 0x400;
+  return uint16_t(sign | uint16_t((exponent + 14) << 10) | uint16_t(mantissa));
+}
+
+double moerun::loadElement(const void *data, DType dtype, int64_t index) {
+  switch (dtype) {
+  case DType::BF16:
+    return bf16ToDouble(static_cast<const uint16_t *>(data)[index]);
+  case DType::F16:
+    return f16ToDouble(static_cast<const uint16_t *>(data)[index]);
+  case DType::F32:
+    return static_cast<const float *>(data)[index];
+  case DType::I32:
+    return static_cast<const int32_t *>(data)[index];
+  }
+  return 0;
+}
+
+void moerun::storeElement(void *data, DType dtype, int64_t index,
+                          double value) {
+  switch (dtype) {
+  case DType::BF16:
+    static_cast<uint16_t *>(data)[index] = doubleToBF16(value);
+    return;
+  case DType::F16:
+    static_cast<uint16_t *>(data)[index] = doubleToF16(value);
+    return;
+  case DType::F32:
+    static_cast<float *>(data)[index] = float(value);
+    return;
+  case DType::I32: {
+    int32_t v = 0;
+    if (!std::isnan(value))
+      v = value >= 2147483647.0    ? INT32_MAX
+          : value <= -2147483648.0 ? INT32_MIN
+                                   : int32_t(std::nearbyint(value));
+    static_cast<int32_t *>(data)[index] = v;
+    return;
+  }
+  }
+}
+
+double moerun::roundToDType(double value, DType dtype) {
+  unsigned char buf[4];
+  storeElement(buf, dtype, 0, value);
+  return loadElement(buf, dtype, 0);
+}
+
+//===----------------------------------------------------------------------===//
+// Generator and checksums
+//===----------------------------------------------------------------------===//
+
+uint64_t moerun::splitmix64(uint64_t key, uint64_t counter) {
+  uint64_t z = key + (counter + 1) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t moerun::fnv1a64(const void *data, size_t bytes, uint64_t hash) {
+  const unsigned char *p = static_cast<const unsigned char *>(data);
+  for (size_t i = 0; i < bytes; ++i) {
+    hash ^= p[i];
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+std::string moerun::hex64(uint64_t value) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(value));
+  return buf;
+}
+
+uint64_t moerun::streamKey(uint64_t seed, std::string_view name) {
+  return splitmix64(seed, 0) ^ fnv1a64(name.data(), name.size());
+}
+
+void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
+                       const Distribution &dist, uint64_t key) {
+  using Kind = Distribution::Kind;
+  if (dist.kind == Kind::Poison) {
+    int64_t b = dtypeBytes(dtype);
+    std::memset(static_cast<char *>(data) + begin * b, 0xff,
+                size_t((end - begin) * b));
+    return;
+  }
+  if (dist.kind == Kind::DistinctIds) {
+    // Row r (rowLength ids): a partial Fisher-Yates shuffle of [0, idRange)
+    // driven by counters r*rowLength + j. Rows are generated whole.
+    int64_t n = dist.rowLength;
+    std::vector<int64_t> pool;
+    for (int64_t row = begin / n; row * n < end; ++row) {
+      pool.resize(static_cast<size_t>(dist.idRange));
+      for (int64_t i = 0; i < dist.idRange; ++i)
+        pool[size_t(i)] = i;
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t index = row * n + j;
+        int64_t remaining = dist.idRange - j;
+        int64_t pick = j;
+        if (remaining > 0)
+          pick +=
+              int64_t(splitmix64(key, uint64_t(index)) % uint64_t(remaining));
+        if (pick < dist.idRange)
+          std::swap(pool[size_t(j)], pool[size_t(pick)]);
+        if (index >= begin && index < end)
+          storeElement(data, dtype, index,
+                       j < dist.idRange ? double(pool[size_t(j)]) : 0.0);
+      }
+    }
+    return;
+  }
+  for (int64_t i = begin; i < end; ++i) {
+    double value = 0;
+    switch (dist.kind) {
+    case Kind::Normal: {
+      // Irwin-Hall: the sum of 4 uniforms has mean 2 and variance 1/3.
+      // Plain arithmetic (no libm), so the bits are the same everywhere.
+      double sum = 0;
+      for (uint64_t j = 0; j < 4; ++j)
+        sum += uniformOf(splitmix64(key, uint64_t(i) * 4 + j));
+      value = (sum - 2.0) * 1.7320508075688772 * dist.stddev;
+      break;
+    }
+    case Kind::Uniform:
+      value = dist.low +
+              (dist.high - dist.low) * uniformOf(splitmix64(key, uint64_t(i)));
+      break;
+    default:
+      value = 0;
+    }
+    storeElement(data, dtype, i, value);
+  }
+}
+
+void moerun::fill(void *data, DType dtype, int64_t count,
+                  const Distribution &dist, uint64_t key, unsigned threads) {
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  // Below ~1M elements threads cost more than they save.
+  int64_t chunks = std::min<int64_t>(threads, count / (1 << 20) + 1);
+  if (dist.kind == Distribution::Kind::DistinctIds)
+    chunks = 1; // rows are shuffled whole
+  if (chunks <= 1) {
+    fillRange(data, dtype, 0, count, dist, key);
+    return;
+  }
+  std::vector<std::thread> workers;
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t begin = count * c / chunks, end = count * (c + 1) / chunks;
+    workers.emplace_back(
+        [=] { fillRange(data, dtype, begin, end, dist, key); });
+  }
+  for (auto &w : workers)
+    w.join();
+}

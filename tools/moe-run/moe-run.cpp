@@ -1,0 +1,811 @@
+//===- moe-run.cpp - Run a compiled MoE layer: latency, memory, checks ----===//
+//
+// moe-run MODULE.so loads a shared library produced by moe-compile, makes
+// seeded arguments on a runtime context (CPU or CUDA), runs the layer, and
+// reports latency, the allocator's measured peak next to the compiler's
+// plan, a checksum, and optionally the error against an independent
+// reference (--check). docs/moe-run.md is the manual.
+//
+// No MLIR dependency: this links libmoe_runtime, the C++ standard library
+// and libdl only.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Data.h"
+#include "Description.h"
+#include "Json.h"
+#include "Reference.h"
+
+#include "moe/Runtime/moe_runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <link.h>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace moerun;
+
+namespace {
+
+const char *const kUsage = R"(usage: moe-run MODULE.so [options]
+
+Runs a MoE layer compiled by moe-compile: seeded arguments, timed
+iterations, measured peak memory, checksum, optional reference check.
+
+options:
+  --backend cpu|cuda      runtime backend (default cpu)
+  --device N              device ordinal (default 0; the CPU has only 0)
+  --tokens N              token count; required for a dynamic module, must
+                          equal a static module's count
+  --seed S                data seed (default 0; decimal or 0x hex)
+  --repeat N              measured iterations, N >= 1 (default 1)
+  --warmup N              unmeasured iterations first (default 1 on cuda,
+                          0 on cpu)
+  --check                 compare the output with moe-run's reference
+  --tolerance X           max_rel_err allowed by --check (default by output
+                          dtype: bf16 2e-2, f16 5e-3, f32 1e-4)
+  --check-finite          fail if the output has NaN or Inf
+  --memory-limit BYTES    runtime memory limit over arguments and
+                          intermediates (suffixes K M G T, Ki Mi Gi Ti;
+                          0 = none)
+  --json                  one JSON object on stdout
+  --quiet                 no summary and no progress lines
+  -h, --help              this text
+)";
+
+[[noreturn]] void fatal(const char *format, ...) {
+  std::fflush(stdout);
+  std::fputs("moe-run: error: ", stderr);
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(stderr, format, args);
+  va_end(args);
+  std::fputc('\n', stderr);
+  std::exit(1);
+}
+
+void warning(const char *format, ...) {
+  std::fputs("moe-run: warning: ", stderr);
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(stderr, format, args);
+  va_end(args);
+  std::fputc('\n', stderr);
+}
+
+//===----------------------------------------------------------------------===//
+// Options
+//===----------------------------------------------------------------------===//
+
+struct Options {
+  std::string module;
+  moert_backend backend = MOERT_BACKEND_CPU;
+  int device = 0;
+  int64_t tokens = -1; // -1: not given
+  uint64_t seed = 0;
+  int64_t repeat = 1;
+  int64_t warmup = -1; // -1: by backend
+  bool check = false;
+  double tolerance = -1; // -1: by dtype
+  bool checkFinite = false;
+  int64_t memoryLimit = 0;
+  bool json = false;
+  bool quiet = false;
+};
+
+/// A decimal integer (optionally 0x hex when `hex`), the whole string.
+bool parseUnsigned(const std::string &text, uint64_t &out, bool hex = false) {
+  if (text.empty())
+    return false;
+  int base = 10;
+  size_t start = 0;
+  if (hex && text.size() > 2 && text[0] == '0' &&
+      (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    start = 2;
+  }
+  uint64_t value = 0;
+  for (size_t i = start; i < text.size(); ++i) {
+    char c = text[i];
+    int digit;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else if (base == 16 && c >= 'A' && c <= 'F')
+      digit = c - 'A' + 10;
+    else
+      return false;
+    if (value > (UINT64_MAX - uint64_t(digit)) / uint64_t(base))
+      return false;
+    value = value * uint64_t(base) + uint64_t(digit);
+  }
+  out = value;
+  return true;
+}
+
+/// A non-negative integer for option `name`, at most `max`.
+int64_t intOption(const std::string &name, const std::string &text, int64_t min,
+                  int64_t max) {
+  uint64_t value;
+  bool negative = !text.empty() && text[0] == '-';
+  if (negative || !parseUnsigned(text, value) || value > uint64_t(max) ||
+      int64_t(value) < min) {
+    if (negative || (parseUnsigned(text, value) && int64_t(value) < min))
+      fatal("%s must be an integer >= %" PRId64 ", got '%s'", name.c_str(), min,
+            text.c_str());
+    if (parseUnsigned(text, value))
+      fatal("%s must be at most %" PRId64 ", got '%s'", name.c_str(), max,
+            text.c_str());
+    fatal("%s expects an integer, got '%s'", name.c_str(), text.c_str());
+  }
+  return int64_t(value);
+}
+
+/// BYTES with an optional K/M/G/T (powers of 1000) or Ki/Mi/Gi/Ti (powers
+/// of 1024) suffix and an optional trailing B.
+bool parseBytes(std::string text, int64_t &out) {
+  if (!text.empty() && (text.back() == 'B' || text.back() == 'b'))
+    text.pop_back();
+  uint64_t multiplier = 1;
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  std::string suffix = text.substr(digits);
+  text.resize(digits);
+  static const struct {
+    const char *name;
+    uint64_t value;
+  } suffixes[] = {{"", 1},
+                  {"K", 1000},
+                  {"k", 1000},
+                  {"M", 1000000},
+                  {"G", 1000000000},
+                  {"T", 1000000000000},
+                  {"Ki", 1ULL << 10},
+                  {"Mi", 1ULL << 20},
+                  {"Gi", 1ULL << 30},
+                  {"Ti", 1ULL << 40}};
+  bool found = false;
+  for (const auto &s : suffixes)
+    if (suffix == s.name) {
+      multiplier = s.value;
+      found = true;
+    }
+  uint64_t value;
+  if (!found || !parseUnsigned(text, value))
+    return false;
+  if (value > uint64_t(INT64_MAX) / multiplier)
+    return false;
+  out = int64_t(value * multiplier);
+  return true;
+}
+
+Options parseOptions(int argc, char **argv) {
+  Options o;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "-help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (arg.size() < 2 || arg[0] != '-' || arg == "-") {
+      positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      for (++i; i < argc; ++i)
+        positional.push_back(argv[i]);
+      break;
+    }
+    std::string name = arg, value;
+    bool hasValue = false;
+    if (size_t eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      hasValue = true;
+    }
+    auto flag = [&] {
+      if (hasValue)
+        fatal("%s takes no value", name.c_str());
+    };
+    auto needValue = [&]() -> std::string {
+      if (hasValue)
+        return value;
+      if (i + 1 >= argc)
+        fatal("%s expects a value", name.c_str());
+      return argv[++i];
+    };
+    if (name == "--backend") {
+      std::string v = needValue();
+      if (v == "cpu")
+        o.backend = MOERT_BACKEND_CPU;
+      else if (v == "cuda")
+        o.backend = MOERT_BACKEND_CUDA;
+      else
+        fatal("--backend must be cpu or cuda, got '%s'", v.c_str());
+    } else if (name == "--device") {
+      o.device = int(intOption(name, needValue(), 0, INT32_MAX));
+    } else if (name == "--tokens") {
+      o.tokens = intOption(name, needValue(), 0, INT32_MAX);
+    } else if (name == "--seed") {
+      std::string v = needValue();
+      if (!parseUnsigned(v, o.seed, /*hex=*/true))
+        fatal("--seed expects an unsigned 64-bit integer, got '%s'", v.c_str());
+    } else if (name == "--repeat") {
+      o.repeat = intOption(name, needValue(), 1, 1000000000);
+    } else if (name == "--warmup") {
+      o.warmup = intOption(name, needValue(), 0, 1000000000);
+    } else if (name == "--check") {
+      flag();
+      o.check = true;
+    } else if (name == "--tolerance") {
+      std::string v = needValue();
+      char *end = nullptr;
+      double t = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !(t >= 0) || !std::isfinite(t))
+        fatal("--tolerance expects a non-negative number, got '%s'", v.c_str());
+      o.tolerance = t;
+    } else if (name == "--check-finite") {
+      flag();
+      o.checkFinite = true;
+    } else if (name == "--memory-limit") {
+      std::string v = needValue();
+      if (!parseBytes(v, o.memoryLimit))
+        fatal("--memory-limit expects a byte count such as 4096, 512Mi or "
+              "80G, got '%s'",
+              v.c_str());
+    } else if (name == "--json") {
+      flag();
+      o.json = true;
+    } else if (name == "--quiet" || name == "-q") {
+      flag();
+      o.quiet = true;
+    } else {
+      fatal("unknown option '%s' (see moe-run --help)", name.c_str());
+    }
+  }
+  if (positional.empty())
+    fatal("no module given (usage: moe-run MODULE.so [options]; see "
+          "--help)");
+  if (positional.size() > 1)
+    fatal("one module expected, got '%s' and '%s'", positional[0].c_str(),
+          positional[1].c_str());
+  o.module = positional[0];
+  if (o.warmup < 0)
+    o.warmup = o.backend == MOERT_BACKEND_CUDA ? 1 : 0;
+  return o;
+}
+
+//===----------------------------------------------------------------------===//
+// The module
+//===----------------------------------------------------------------------===//
+
+using EntryFn = void (*)(void **, int64_t);
+
+struct Module {
+  void *handle = nullptr;
+  EntryFn entry = nullptr;
+  std::string descriptionText;
+};
+
+Module loadModule(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    fatal("cannot open module '%s': %s", path.c_str(), std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    fatal("cannot load module '%s': it is a directory", path.c_str());
+  // A bare name would make dlopen search the library path: load the file.
+  std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  Module m;
+  dlerror();
+  m.handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!m.handle) {
+    const char *why = dlerror();
+    fatal("cannot load module '%s': %s", path.c_str(),
+          why ? why : "unknown dlopen error");
+  }
+  void *description = dlsym(m.handle, "moe_module_description");
+  void *entry = dlsym(m.handle, "moe_entry");
+  if (!description || !entry)
+    fatal("'%s' is not a MoE-MLIR module: it does not export %s (compile "
+          "the layer with moe-compile)",
+          path.c_str(),
+          !description && !entry ? "moe_module_description and moe_entry"
+          : !description         ? "moe_module_description"
+                                 : "moe_entry");
+  m.entry = reinterpret_cast<EntryFn>(entry);
+  // Bound the string by the symbol's size when the ELF symbol table knows
+  // it, so a description without its NUL cannot run off the end.
+  size_t limit = SIZE_MAX;
+  Dl_info info;
+  ElfW(Sym) *symbol = nullptr;
+  if (dladdr1(description, &info, reinterpret_cast<void **>(&symbol),
+              RTLD_DL_SYMENT) &&
+      symbol && symbol->st_size > 0)
+    limit = symbol->st_size;
+  const char *text = static_cast<const char *>(description);
+  size_t length = limit == SIZE_MAX ? std::strlen(text) : strnlen(text, limit);
+  if (length == limit)
+    fatal("'%s': moe_module_description is not NUL-terminated within its "
+          "%zu bytes",
+          path.c_str(), limit);
+  m.descriptionText.assign(text, length);
+  return m;
+}
+
+//===----------------------------------------------------------------------===//
+// Crash reporting around moe_entry
+//===----------------------------------------------------------------------===//
+
+volatile sig_atomic_t inModule = 0;
+volatile sig_atomic_t iterationForCrash = 0;
+
+void crashHandler(int sig) {
+  if (inModule) {
+    const char *name = sig == SIGSEGV  ? "SIGSEGV"
+                       : sig == SIGBUS ? "SIGBUS"
+                       : sig == SIGFPE ? "SIGFPE"
+                       : sig == SIGILL ? "SIGILL"
+                                       : "a signal";
+    char buf[200];
+    int n = std::snprintf(buf, sizeof buf,
+                          "moe-run: error: the module crashed with %s inside "
+                          "moe_entry (iteration %d)\n",
+                          name, int(iterationForCrash));
+    if (n > 0)
+      (void)!write(2, buf, size_t(std::min(n, int(sizeof buf) - 1)));
+  }
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void installCrashHandlers() {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL})
+    std::signal(sig, crashHandler);
+}
+
+//===----------------------------------------------------------------------===//
+// Arguments
+//===----------------------------------------------------------------------===//
+
+struct Argument {
+  const TensorDesc *desc = nullptr;
+  int64_t elements = 0, bytes = 0;
+  void *device = nullptr;          // context memory
+  std::vector<unsigned char> host; // initial contents (kept when needed)
+  bool restore = false;            // written by the module: reset per run
+  Distribution dist;
+  uint64_t key = 0;
+};
+
+/// The documented distribution of an argument (docs/moe-run.md, "Data").
+Distribution distributionFor(const TensorDesc &t,
+                             const std::vector<TypedOp> *ops, size_t argIndex) {
+  Distribution d;
+  if (t.role == Role::Output) {
+    d.kind = Distribution::Kind::Poison;
+    return d;
+  }
+  if (ops) // by use: routing tables given as arguments
+    for (const TypedOp &op : *ops) {
+      if (op.kind != OpKind::RoutedExperts)
+        continue;
+      if (op.operands[1].isArg && size_t(op.operands[1].index) == argIndex) {
+        d.kind = Distribution::Kind::DistinctIds;
+        d.rowLength = op.K;
+        d.idRange = op.E;
+        return d;
+      }
+      if (op.operands[2].isArg && size_t(op.operands[2].index) == argIndex) {
+        d.kind = Distribution::Kind::Uniform;
+        d.low = 0;
+        d.high = 1;
+        return d;
+      }
+    }
+  if (t.dtype == DType::I32) {
+    d.kind = Distribution::Kind::Zero;
+    return d;
+  }
+  d.kind = Distribution::Kind::Normal;
+  if (t.role == Role::Input) {
+    d.stddev = 1;
+  } else if (t.shape.size() >= 2) {
+    int64_t fanIn = std::max<int64_t>(t.shape.back(), 1);
+    d.stddev = 1.0 / std::sqrt(double(fanIn));
+  } else {
+    d.stddev = 0.05; // the correction bias: small
+  }
+  return d;
+}
+
+std::string joinCoords(const std::vector<int64_t> &c) {
+  std::string s = "[";
+  for (size_t i = 0; i < c.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(c[i]);
+  return s + "]";
+}
+
+std::vector<int64_t> coordsOf(const std::vector<int64_t> &shape, int64_t flat) {
+  std::vector<int64_t> c(shape.size());
+  for (size_t k = shape.size(); k-- > 0;) {
+    int64_t n = std::max<int64_t>(shape[k], 1);
+    c[k] = flat % n;
+    flat /= n;
+  }
+  return c;
+}
+
+std::string formatBytes(int64_t bytes) {
+  char buf[64];
+  double b = double(bytes);
+  if (bytes < 10240)
+    std::snprintf(buf, sizeof buf, "%" PRId64 " B", bytes);
+  else if (b < 10.0 * (1 << 20))
+    std::snprintf(buf, sizeof buf, "%" PRId64 " B (%.1f KiB)", bytes, b / 1024);
+  else if (b < 10.0 * (1 << 30))
+    std::snprintf(buf, sizeof buf, "%" PRId64 " B (%.1f MiB)", bytes,
+                  b / (1 << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%" PRId64 " B (%.2f GiB)", bytes,
+                  b / (1 << 30));
+  return buf;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options opt = parseOptions(argc, argv);
+
+  // The module and its description.
+  Module module = loadModule(opt.module);
+  ModuleDescription desc;
+  std::string error;
+  if (!parseDescription(module.descriptionText, desc, error))
+    fatal("'%s': invalid module description: %s", opt.module.c_str(),
+          error.c_str());
+
+  int64_t T;
+  if (desc.tokenCount) {
+    if (opt.tokens >= 0 && opt.tokens != *desc.tokenCount)
+      fatal("--tokens %" PRId64 " does not match the module's static token "
+            "count %" PRId64 " (omit --tokens or recompile with a dynamic "
+            "token count)",
+            opt.tokens, *desc.tokenCount);
+    T = *desc.tokenCount;
+  } else {
+    if (opt.tokens < 0)
+      fatal("the module has a dynamic token count: give --tokens N");
+    T = opt.tokens;
+  }
+
+  // Ops: required to be understood for --check; otherwise only used to
+  // pick data for routing tables passed as arguments.
+  std::vector<TypedOp> typedOps;
+  bool opsKnown = analyzeOps(desc, T, typedOps, error);
+  if (opt.check && !opsKnown)
+    fatal("--check: %s", error.c_str());
+  if (opt.check && !desc.checkable)
+    fatal("--check: the module has ops its description does not list "
+          "(\"checkable\": false), so the reference cannot model it");
+  if (opt.check && desc.ops.empty())
+    fatal("--check: the module description lists no ops");
+
+  // Which arguments the module writes (in place): they are reset before
+  // every iteration.
+  std::vector<bool> writtenArg(desc.args.size(), false);
+  for (const OpDesc &op : desc.ops) {
+    std::vector<bool> w = writtenOperands(op);
+    for (size_t i = 0; i < w.size(); ++i)
+      if (w[i] && op.operands[i].isArg)
+        writtenArg[size_t(op.operands[i].index)] = true;
+  }
+
+  // The context.
+  moert_context *ctx = nullptr;
+  if (moert_context_create(opt.backend, opt.device, &ctx) != MOERT_SUCCESS)
+    fatal("%s", moert_last_error());
+  if (opt.memoryLimit > 0 &&
+      moert_set_memory_limit(ctx, opt.memoryLimit) != MOERT_SUCCESS)
+    fatal("%s", moert_context_error(ctx));
+  const char *backendName = opt.backend == MOERT_BACKEND_CUDA ? "cuda" : "cpu";
+
+  // Arguments: allocate on the context (counted), fill from the seed,
+  // upload. Host copies are kept for --check and for in-place arguments.
+  std::vector<Argument> args(desc.args.size());
+  std::vector<void *> argPointers(desc.args.size(), nullptr);
+  int64_t argumentBytes = 0;
+  for (size_t i = 0; i < desc.args.size(); ++i) {
+    Argument &a = args[i];
+    a.desc = &desc.args[i];
+    if (!elementCount(a.desc->shape, T, a.elements) ||
+        !byteSize(*a.desc, T, a.bytes))
+      fatal("argument %zu '%s' (%s) is too large at %" PRId64 " tokens", i,
+            a.desc->name.c_str(), typeString(*a.desc).c_str(), T);
+    if (moert_alloc_ctx(ctx, a.bytes, &a.device) != MOERT_SUCCESS)
+      fatal("cannot allocate argument %zu '%s' (%s, %" PRId64 " bytes): %s", i,
+            a.desc->name.c_str(), typeString(*a.desc).c_str(), a.bytes,
+            moert_context_error(ctx));
+    argumentBytes += a.bytes;
+    a.restore = writtenArg[i] && a.desc->role != Role::Output;
+    a.dist = distributionFor(*a.desc, opsKnown ? &typedOps : nullptr, i);
+    a.key = streamKey(opt.seed, a.desc->name);
+    a.host.resize(static_cast<size_t>(a.bytes));
+    fill(a.host.data(), a.desc->dtype, a.elements, a.dist, a.key);
+    if (moert_copy_to_device(ctx, a.device, a.host.data(), a.bytes) !=
+        MOERT_SUCCESS)
+      fatal("cannot copy argument %zu '%s' to the %s backend: %s", i,
+            a.desc->name.c_str(), backendName, moert_context_error(ctx));
+    bool keep = a.restore || (opt.check && a.desc->role != Role::Output);
+    if (!keep)
+      std::vector<unsigned char>().swap(a.host);
+    argPointers[i] = a.device;
+  }
+
+  // Iterations.
+  moert_set_current_context(ctx);
+  installCrashHandlers();
+  const int64_t total = opt.warmup + opt.repeat;
+  std::vector<double> latencies;
+  int64_t peakBytes = 0, totalPeakBytes = 0, leakedBytes = 0;
+  std::vector<uint64_t> checksums;
+  std::vector<std::vector<unsigned char>> outputs(desc.args.size());
+  bool progress = !opt.quiet && isatty(2);
+  auto runStart = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < total; ++it) {
+    bool measured = it >= opt.warmup;
+    for (size_t i = 0; i < args.size(); ++i)
+      if (args[i].restore && it > 0 &&
+          moert_copy_to_device(ctx, args[i].device, args[i].host.data(),
+                               args[i].bytes) != MOERT_SUCCESS)
+        fatal("cannot reset argument %zu '%s': %s", i,
+              args[i].desc->name.c_str(), moert_context_error(ctx));
+    if (moert_context_synchronize(ctx) != MOERT_SUCCESS)
+      fatal("%s", moert_context_error(ctx));
+    moert_reset_peak(ctx);
+    int64_t before = moert_current_bytes(ctx);
+
+    iterationForCrash = sig_atomic_t(it + 1);
+    inModule = 1;
+    auto t0 = std::chrono::steady_clock::now();
+    module.entry(argPointers.data(), T);
+    moert_status status = moert_context_synchronize(ctx);
+    auto t1 = std::chrono::steady_clock::now();
+    inModule = 0;
+    double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+
+    if (status != MOERT_SUCCESS || moert_context_status(ctx) != MOERT_SUCCESS)
+      fatal("the module failed in iteration %" PRId64 " (%s): %s", it + 1,
+            moert_status_string(moert_context_status(ctx)),
+            moert_context_error(ctx));
+    int64_t leaked = moert_current_bytes(ctx) - before;
+    if (leaked != 0 && leakedBytes == 0)
+      warning("the module left %" PRId64 " bytes allocated after moe_entry",
+              leaked);
+    leakedBytes = std::max(leakedBytes, leaked);
+    if (measured) {
+      latencies.push_back(ms);
+      totalPeakBytes = std::max(totalPeakBytes, moert_peak_bytes(ctx));
+      peakBytes = std::max(peakBytes, moert_peak_bytes(ctx) - before);
+    }
+
+    // The output (copied back every iteration: runs must be identical).
+    uint64_t hash = kFnvOffset;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].desc->role != Role::Output)
+        continue;
+      outputs[i].resize(static_cast<size_t>(args[i].bytes));
+      if (moert_copy_to_host(ctx, outputs[i].data(), args[i].device,
+                             args[i].bytes) != MOERT_SUCCESS)
+        fatal("cannot copy output '%s' back: %s", args[i].desc->name.c_str(),
+              moert_context_error(ctx));
+      hash = fnv1a64(outputs[i].data(), outputs[i].size(), hash);
+    }
+    if (!checksums.empty() && hash != checksums.front())
+      fatal("the module is not deterministic: iteration %" PRId64
+            " gave output checksum %s, iteration 1 gave %s",
+            it + 1, hex64(hash).c_str(), hex64(checksums.front()).c_str());
+    checksums.push_back(hash);
+
+    double elapsed = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - runStart)
+                         .count();
+    if (!opt.quiet && (progress || elapsed > 1.0) && total > 1) {
+      progress = true;
+      std::fprintf(stderr,
+                   "moe-run: iteration %" PRId64 "/%" PRId64 "%s: %.3f ms\n",
+                   it + 1, total, measured ? "" : " (warmup)", ms);
+    }
+  }
+
+  // Finite check.
+  int64_t nonfinite = -1;
+  std::string firstNonfinite;
+  if (opt.checkFinite) {
+    nonfinite = 0;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].desc->role != Role::Output || !isFloat(args[i].desc->dtype))
+        continue;
+      for (int64_t e = 0; e < args[i].elements; ++e) {
+        double v = loadElement(outputs[i].data(), args[i].desc->dtype, e);
+        if (std::isfinite(v))
+          continue;
+        if (nonfinite++ == 0)
+          firstNonfinite =
+              "'" + args[i].desc->name + "'" +
+              joinCoords(coordsOf(resolveShape(args[i].desc->shape, T), e)) +
+              " = " +
+              (std::isnan(v) ? "nan"
+               : v > 0       ? "inf"
+                             : "-inf");
+      }
+    }
+  }
+
+  // Reference check.
+  CheckResult check;
+  double tolerance = 0;
+  bool checkPassed = true;
+  if (opt.check) {
+    std::vector<const void *> initial(args.size(), nullptr),
+        results(args.size(), nullptr);
+    DType outType = DType::F32;
+    bool anyOutput = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].desc->role == Role::Output) {
+        results[i] = outputs[i].data();
+        // The loosest output dtype sets the default tolerance.
+        if (!anyOutput ||
+            defaultTolerance(args[i].desc->dtype) > defaultTolerance(outType))
+          outType = args[i].desc->dtype;
+        anyOutput = true;
+      } else {
+        initial[i] = args[i].host.data();
+      }
+    }
+    tolerance = opt.tolerance >= 0
+                    ? opt.tolerance
+                    : defaultTolerance(outType, countLayers(typedOps));
+    CheckOptions checkOptions;
+    if (!runReference(desc, typedOps, T, initial, results, checkOptions, check,
+                      error))
+      fatal("--check: the reference failed: %s", error.c_str());
+    checkPassed = check.maxRelErr <= tolerance;
+  }
+
+  // Report.
+  double latency = median(latencies);
+  std::string checksum =
+      hex64(checksums.empty() ? kFnvOffset : checksums.back());
+  int64_t planned = -1;
+  if (desc.plannedPeak)
+    planned = desc.plannedPeak->perToken * T + desc.plannedPeak->constant;
+  if (opt.json) {
+    std::string j = "{";
+    auto field = [&](const char *key, const std::string &value) {
+      if (j.size() > 1)
+        j += ", ";
+      j += jsonQuote(key) + ": " + value;
+    };
+    field("function", jsonQuote(desc.function));
+    field("module", jsonQuote(opt.module));
+    field("backend", jsonQuote(backendName));
+    field("device", std::to_string(opt.device));
+    field("tokens", std::to_string(T));
+    field("dynamic", desc.tokenCount ? "false" : "true");
+    field("optimized", !desc.optimized   ? "null"
+                       : *desc.optimized ? "true"
+                                         : "false");
+    field("seed", std::to_string(opt.seed));
+    field("warmup", std::to_string(opt.warmup));
+    field("repeat", std::to_string(opt.repeat));
+    field("latency_ms", jsonNumber(latency));
+    std::string all = "[";
+    for (size_t i = 0; i < latencies.size(); ++i)
+      all += (i ? ", " : "") + jsonNumber(latencies[i]);
+    field("latencies_ms", all + "]");
+    field("peak_bytes", std::to_string(peakBytes));
+    field("total_peak_bytes", std::to_string(totalPeakBytes));
+    field("planned_peak_bytes",
+          planned >= 0 ? std::to_string(planned) : "null");
+    field("argument_bytes", std::to_string(argumentBytes));
+    field("leaked_bytes", std::to_string(leakedBytes));
+    field("checksum", jsonQuote(checksum));
+    field("max_rel_err", opt.check ? jsonNumber(check.maxRelErr) : "null");
+    field("tolerance", opt.check ? jsonNumber(tolerance) : "null");
+    field("routing_near_ties",
+          opt.check ? std::to_string(check.nearTieTokens) : "null");
+    field("routing_alternatives",
+          opt.check ? std::to_string(check.alternativeTokens) : "null");
+    field("nonfinite", nonfinite >= 0 ? std::to_string(nonfinite) : "null");
+    field("check", !opt.check    ? "null"
+                   : checkPassed ? "\"passed\""
+                                 : "\"failed\"");
+    std::printf("%s}\n", j.c_str());
+  } else if (!opt.quiet) {
+    std::printf(
+        "moe-run: %s%s on %s, %" PRId64 " tokens (%s), seed %" PRIu64 "\n",
+        desc.function.c_str(),
+        !desc.optimized   ? ""
+        : *desc.optimized ? " (optimized)"
+                          : " (not optimized)",
+        backendName, T, desc.tokenCount ? "static" : "dynamic", opt.seed);
+    if (latencies.size() > 1)
+      std::printf("  latency      %.3f ms (median of %zu; min %.3f, max "
+                  "%.3f)\n",
+                  latency, latencies.size(),
+                  *std::min_element(latencies.begin(), latencies.end()),
+                  *std::max_element(latencies.begin(), latencies.end()));
+    else
+      std::printf("  latency      %.3f ms\n", latency);
+    std::printf("  peak memory  %s transient", formatBytes(peakBytes).c_str());
+    if (planned >= 0)
+      std::printf(" (planned %s)", formatBytes(planned).c_str());
+    std::printf("\n  arguments    %s\n", formatBytes(argumentBytes).c_str());
+    std::printf("  checksum     %s\n", checksum.c_str());
+    if (nonfinite >= 0)
+      std::printf("  finite       %s\n",
+                  nonfinite
+                      ? (std::to_string(nonfinite) + " non-finite").c_str()
+                      : "yes");
+    if (opt.check) {
+      std::printf("  check        max_rel_err %.3g %s tolerance %.3g: %s",
+                  check.maxRelErr, checkPassed ? "<=" : ">", tolerance,
+                  checkPassed ? "passed" : "FAILED");
+      if (check.nearTieTokens)
+        std::printf(" (%" PRId64 " tokens with routing near-ties, %" PRId64
+                    " matched an alternative routing)",
+                    check.nearTieTokens, check.alternativeTokens);
+      std::printf("\n");
+    }
+  }
+  std::fflush(stdout);
+
+  int rc = 0;
+  if (nonfinite > 0) {
+    std::fprintf(stderr,
+                 "moe-run: error: the output has %" PRId64
+                 " non-finite element%s (NaN or Inf); the first is %s\n",
+                 nonfinite, nonfinite == 1 ? "" : "s", firstNonfinite.c_str());
+    rc = 1;
+  }
+  if (opt.check && !checkPassed) {
+    const TensorDesc &w = desc.args[size_t(check.worstArg)];
+    std::fprintf(stderr,
+                 "moe-run: error: --check failed: max_rel_err %.3g exceeds "
+                 "the tolerance %.3g at '%s'%s (got %.6g, reference %.6g)\n",
+                 check.maxRelErr, tolerance, w.name.c_str(),
+                 joinCoords(check.worstCoords).c_str(), check.worstGot,
+                 check.worstExpected);
+    rc = 1;
+  }
+  if (check.truncatedTokens)
+    warning("%" PRId64 " tokens had more routing near-ties than --check "
+            "explores",
+            check.truncatedTokens);
+  moert_set_current_context(nullptr);
+  moert_context_destroy(ctx);
+  return rc;
+}
