@@ -55,3 +55,20 @@ func.func @strided(%x: memref<8x64xbf16>, %wg: memref<8x64xbf16>, %logits: memre
   moe.gate ins(%v, %wg : memref<4x64xbf16, strided<[128, 1]>>, memref<8x64xbf16>) outs(%logits : memref<4x8xf32>)
   return
 }
+
+// -----
+
+// Contiguous copies go through the runtime (device memory too); a strided
+// one keeps the upstream lowering.
+// CHECK-LABEL: func.func @copies
+// CHECK:       %[[T:.*]] = memref.dim %arg0, %{{.*}} : memref<?x64xbf16>
+// CHECK:       %[[T64:.*]] = arith.index_cast %[[T]] : index to i64
+// CHECK:       %[[BYTES:.*]] = arith.muli %{{.*}}, %[[T64]] : i64
+// CHECK:       call @moert_copy(%{{.*}}, %{{.*}}, %{{.*}}) : (!llvm.ptr, !llvm.ptr, i64) -> i32
+// CHECK:       memref.copy %{{.*}}, %{{.*}} : memref<4x64xbf16, strided<[128, 1]>> to memref<4x64xbf16>
+func.func @copies(%a: memref<?x64xbf16>, %b: memref<?x64xbf16>, %c: memref<8x64xbf16>, %d: memref<4x64xbf16>) {
+  memref.copy %a, %b : memref<?x64xbf16> to memref<?x64xbf16>
+  %v = memref.subview %c[0, 0] [4, 64] [2, 1] : memref<8x64xbf16> to memref<4x64xbf16, strided<[128, 1]>>
+  memref.copy %v, %d : memref<4x64xbf16, strided<[128, 1]>> to memref<4x64xbf16>
+  return
+}

@@ -18,6 +18,9 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "ModuleOp"> {
     into the function's arena; other ops pass null and the runtime takes the
     workspace from its allocator while the op runs.
 
+    A `memref.copy` between contiguous buffers becomes `moert_copy`, so that
+    it also works on device memory.
+
     Buffers of moe ops must be contiguous (identity layout): others are
     rejected with an error. Lower `memref.alloc` with
     `finalize-memref-to-llvm{use-generic-functions=true}` so that buffers too

@@ -228,16 +228,40 @@ LogicalResult lower(ModuleOp module, AddOp op) {
   return success();
 }
 
+/// A copy between contiguous buffers goes through the runtime, so that it
+/// works on device memory too. Other copies keep the upstream lowering.
+LogicalResult lower(ModuleOp module, memref::CopyOp op) {
+  auto source = cast<MemRefType>(op.getSource().getType());
+  auto target = cast<MemRefType>(op.getTarget().getType());
+  if (!source.getLayout().isIdentity() || !target.getLayout().isIdentity())
+    return success();
+  RuntimeCallBuilder b(module, op);
+  auto ptrs = b.pointers(op, {{op.getTarget(), "target"},
+                              {op.getSource(), "source"}});
+  if (failed(ptrs))
+    return failure();
+  Value bytes = b.constant64(getElementBytes(source.getElementType()));
+  for (unsigned d = 0; d < source.getRank(); ++d)
+    bytes = arith::MulIOp::create(b.builder, b.loc, bytes, b.dim(op.getSource(), d));
+  b.call("moert_copy", {(*ptrs)[0], (*ptrs)[1], bytes});
+  op.erase();
+  return success();
+}
+
 struct ConvertMoEToRuntimePass
     : public moe::impl::ConvertMoEToRuntimeBase<ConvertMoEToRuntimePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<Operation *> ops;
+    SmallVector<Operation *> ops, copies;
     module.walk([&](Operation *op) {
       if (isa<MoEDialect>(op->getDialect()))
         ops.push_back(op);
+      else if (isa<memref::CopyOp>(op))
+        copies.push_back(op);
     });
     bool failedAny = false;
+    for (Operation *copy : copies)
+      failedAny |= failed(lower(module, cast<memref::CopyOp>(copy)));
     for (Operation *op : ops) {
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
