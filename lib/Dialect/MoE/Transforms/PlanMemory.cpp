@@ -18,7 +18,7 @@ using namespace mlir;
 using namespace mlir::moe;
 
 /// Offsets and sizes are kept multiples of this for every token count.
-static constexpr int64_t kPlanAlignment = 64;
+static constexpr int64_t kPlanAlignment = 16;
 
 static LinearSize alignUp(LinearSize size) {
   auto up = [](int64_t v) {
@@ -207,6 +207,17 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
       live += delta[s];
       plan.lowerBound = model.max(plan.lowerBound, live);
     }
+  }
+
+  // Never worse than the input beyond the rounding of each item's constant
+  // part: with tiny per-token sizes, alignment can cost more than allocating
+  // each buffer on its own.
+  LinearSize roundingSlack(0, kPlanAlignment * int64_t(items.size()));
+  if (model.less(plan.peakBefore + roundingSlack, plan.arenaSize)) {
+    llvm::raw_string_ostream os(plan.reason);
+    os << "the arena (" << plan.arenaSize << " bytes) would exceed the "
+       << "unplanned peak (" << plan.peakBefore << " bytes)";
+    return plan;
   }
 
   // Rewrite: one arena, views into it, workspace offsets on the ops.

@@ -107,9 +107,12 @@ def MoEPlanMemory : MoEMemoryPass<"moe-plan-memory",
     the arena size against the lower bound (the largest live set, workspaces
     included).
 
-    Buffers that leave the function (returned, or never freed and used by the
-    terminator) and `memref.alloca` stay as they are. A function whose
-    dynamic sizes do not all use one token-count value is left unchanged.
+    Offsets and sizes are multiples of 16 bytes for every token count. The
+    plan is only applied when the arena is no larger than the unplanned peak
+    (at the token hint); otherwise, and for a function whose dynamic sizes do
+    not all use one token-count value, the function is left unchanged and the
+    report says why. Buffers that leave the function (returned) and
+    `memref.alloca` stay as they are.
   }];
   let options = commonOptions;
   let statistics = !listconcat(commonStatistics, [
