@@ -92,7 +92,12 @@ MemorySnapshot MemoryReporter::snapshot(FunctionOpInterface func) {
   snap.largestLiveSet = sim.largestLiveSet;
   snap.argumentBytes = model.getArgumentBytes();
   for (const BlockMemoryModel::Buffer &b : model.getBuffers())
-    snap.buffers.push_back({bufferNames[b.alloc], b.size, -1, -1});
+    snap.buffers.push_back({bufferNames[b.alloc], b.size, -1, -1,
+                            b.users.empty() ? std::string()
+                                            : model.getNodes()[b.users.front()]
+                                                  .op->getName()
+                                                  .getStringRef()
+                                                  .str()});
   for (auto [pos, step] : llvm::enumerate(sim.steps)) {
     const BlockMemoryModel::Node &node = model.getNodes()[step.node];
     MemorySnapshot::StepRecord record;
@@ -119,6 +124,13 @@ void MemoryReporter::before(FunctionOpInterface func) {
   entry.name = func.getName().str();
   entry.before = snapshot(func);
   functions.push_back(std::move(entry));
+}
+
+void MemoryReporter::attachPlan(FunctionOpInterface func, const MemoryPlan &plan) {
+  if (!enabled())
+    return;
+  assert(!functions.empty() && functions.back().name == func.getName());
+  functions.back().plan = plan;
 }
 
 void MemoryReporter::after(FunctionOpInterface func, const MemoryPlan *plan) {
@@ -251,7 +263,7 @@ static std::string xmlEscape(StringRef text) {
 static void writePanel(llvm::raw_ostream &os, const MemorySnapshot &snap,
                        StringRef title, double x0, double y0, double width,
                        double maxBytes, int64_t tokenHint) {
-  constexpr double kChartHeight = 160, kRow = 14, kLabel = 170;
+  constexpr double kChartHeight = 160, kRow = 14, kLabel = 240;
   os << "<text x='" << x0 << "' y='" << y0 + 14
      << "' class='title'>" << xmlEscape(title) << "</text>\n";
   if (!snap.error.empty() || snap.steps.empty()) {
@@ -281,6 +293,14 @@ static void writePanel(llvm::raw_ostream &os, const MemorySnapshot &snap,
        << xmlEscape(snap.steps[i].loc) << " total " << humanBytes(total)
        << "</title></rect>\n";
   }
+  if (n <= 48)
+    for (unsigned i = 0; i < n; ++i) {
+      StringRef op = snap.steps[i].op;
+      op.consume_front("moe.");
+      os << "<text x='" << plotX + (i + 0.5) * stepW << "' y='"
+         << chartTop + kChartHeight + 9 << "' class='small' "
+         << "text-anchor='middle'>" << xmlEscape(op) << "</text>\n";
+    }
   double peakX = plotX + (snap.peakStep + 0.5) * stepW;
   os << "<line x1='" << peakX << "' x2='" << peakX << "' y1='" << chartTop
      << "' y2='" << chartTop + kChartHeight << "' class='peakline'/>\n";
@@ -292,11 +312,12 @@ static void writePanel(llvm::raw_ostream &os, const MemorySnapshot &snap,
      << snap.peakStep << ": " << xmlEscape(snap.steps[snap.peakStep].op)
      << "</text>\n";
   // Buffer lifetimes.
-  double rowsTop = chartTop + kChartHeight + 10;
+  double rowsTop = chartTop + kChartHeight + 14;
   for (auto [row, b] : llvm::enumerate(snap.buffers)) {
     double y = rowsTop + row * kRow;
     os << "<text x='" << x0 << "' y='" << y + 10 << "' class='small'>"
        << xmlEscape(b.name) << " " << xmlEscape(humanBytes(b.size.evaluate(tokenHint)))
+       << (b.firstUser.empty() ? "" : " (" + xmlEscape(b.firstUser) + ")")
        << "</text>\n";
     if (b.firstStep < 0)
       continue;
@@ -311,7 +332,7 @@ static void writePanel(llvm::raw_ostream &os, const MemorySnapshot &snap,
 }
 
 static double panelHeight(const MemorySnapshot &snap) {
-  return 24 + 160 + 10 + 14 * snap.buffers.size() + 20;
+  return 24 + 160 + 14 + 14 * snap.buffers.size() + 20;
 }
 
 //===----------------------------------------------------------------------===//

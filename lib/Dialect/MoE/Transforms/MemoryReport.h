@@ -30,6 +30,7 @@ struct MemorySnapshot {
     std::string name;
     LinearSize size;
     int firstStep = -1, lastStep = -1;
+    std::string firstUser; // the op that first uses it
   };
   std::vector<BufferRecord> buffers;
 };
@@ -48,6 +49,8 @@ public:
 
   void before(FunctionOpInterface func);
   void after(FunctionOpInterface func, const MemoryPlan *plan = nullptr);
+  /// Adds a plan to the last function's entry (its snapshots unchanged).
+  void attachPlan(FunctionOpInterface func, const MemoryPlan &plan);
 
   /// Writes the requested files; emits an error on the module on failure.
   LogicalResult write();

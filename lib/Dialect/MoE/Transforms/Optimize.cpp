@@ -31,14 +31,16 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
         peakBefore += schedules.entry->inputPeak.evaluate(tokenHint);
         after = schedules.entry->peak.evaluate(tokenHint);
       }
-      std::optional<MemoryPlan> memoryPlan;
+      // The report's "after" is the scheduled function, buffer by buffer (a
+      // planned one is a single arena); the plan comes beside it.
+      reporter.after(func);
       if (plan) {
-        memoryPlan = planMemory(func, tokenHint);
-        if (memoryPlan->applied)
-          after = memoryPlan->arenaSize.evaluate(tokenHint);
+        MemoryPlan memoryPlan = planMemory(func, tokenHint);
+        if (memoryPlan.applied)
+          after = memoryPlan.arenaSize.evaluate(tokenHint);
+        reporter.attachPlan(func, memoryPlan);
       }
       peakAfter += after;
-      reporter.after(func, memoryPlan ? &*memoryPlan : nullptr);
     }
     if (failed(reporter.write()))
       signalPassFailure();
