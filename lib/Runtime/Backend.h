@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <chrono>
 #include <string>
 
 namespace moert {
@@ -96,6 +97,11 @@ class Backend {
 public:
   virtual ~Backend() = default;
 
+private:
+  std::chrono::steady_clock::time_point timerBegin_;
+
+public:
+
   virtual moert_backend kind() const = 0;
   /// A short description for messages, e.g. "cpu" or "cuda:0 (NVIDIA H100)".
   virtual std::string describe() const = 0;
@@ -108,6 +114,24 @@ public:
   virtual void deallocate(void *ptr, int64_t bytes) = 0;
   /// Waits for every op enqueued so far; reports asynchronous failures.
   virtual moert_status synchronize(std::string &error) = 0;
+
+  /// Marks the start of a timed region, in the order of the enqueued ops.
+  /// The default reads the host clock after waiting for earlier work; the
+  /// CUDA backend records an event on its stream.
+  virtual moert_status timerStart(std::string &error) {
+    moert_status status = synchronize(error);
+    timerBegin_ = std::chrono::steady_clock::now();
+    return status;
+  }
+  /// Waits for the timed region to finish and gives its length in
+  /// milliseconds (CUDA: the time between the two events on the device).
+  virtual moert_status timerStop(double &milliseconds, std::string &error) {
+    moert_status status = synchronize(error);
+    milliseconds = std::chrono::duration<double, std::milli>(
+                       std::chrono::steady_clock::now() - timerBegin_)
+                       .count();
+    return status;
+  }
 
   /// Copies `bytes` (> 0) bytes; the C layer has checked that the device
   /// side lies inside live allocations and that DeviceToDevice ranges do not

@@ -54,6 +54,10 @@ public:
       cublasDestroy(cublas_);
     if (validPairs_)
       cudaFreeHost(validPairs_);
+    if (timerStart_)
+      cudaEventDestroy(timerStart_);
+    if (timerStop_)
+      cudaEventDestroy(timerStop_);
     if (stream_)
       cudaStreamDestroy(stream_);
   }
@@ -128,6 +132,37 @@ public:
       return MOERT_ERROR_DEVICE;
     }
     return checkPending(error);
+  }
+
+  moert_status timerStart(std::string &error) override {
+    cudaSetDevice(device_);
+    if ((!timerStart_ &&
+         !ok(cudaEventCreate(&timerStart_), "cudaEventCreate", error)) ||
+        (!timerStop_ &&
+         !ok(cudaEventCreate(&timerStop_), "cudaEventCreate", error)))
+      return MOERT_ERROR_DEVICE;
+    return ok(cudaEventRecord(timerStart_, stream_), "cudaEventRecord", error)
+               ? MOERT_SUCCESS
+               : MOERT_ERROR_DEVICE;
+  }
+
+  moert_status timerStop(double &milliseconds, std::string &error) override {
+    cudaSetDevice(device_);
+    float ms = 0;
+    if (!timerStart_) {
+      error = "the timer was not started (moert_timer_start)";
+      return MOERT_ERROR_INVALID_ARGUMENT;
+    }
+    if (!ok(cudaEventRecord(timerStop_, stream_), "cudaEventRecord", error))
+      return MOERT_ERROR_DEVICE;
+    moert_status status = synchronize(error);
+    if (status != MOERT_SUCCESS)
+      return status;
+    if (!ok(cudaEventElapsedTime(&ms, timerStart_, timerStop_),
+            "cudaEventElapsedTime", error))
+      return MOERT_ERROR_DEVICE;
+    milliseconds = ms;
+    return MOERT_SUCCESS;
   }
 
   moert_status copy(void *dst, const void *src, int64_t bytes,
@@ -268,6 +303,7 @@ private:
   int device_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t timerStart_ = nullptr, timerStop_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   int32_t *validPairs_ = nullptr;
   std::vector<PendingCheck> pending_;

@@ -422,6 +422,35 @@ moert_status moert_context_synchronize(moert_context *ctx) {
   });
 }
 
+moert_status moert_timer_start(moert_context *ctx) {
+  const char *fn = "moert_timer_start";
+  if (!ctx)
+    return requireContext(ctx, fn);
+  return guarded(ctx, fn, MOERT_ERROR_INTERNAL, [&]() -> moert_status {
+    std::string error;
+    moert_status status = ctx->backend->timerStart(error);
+    if (status != MOERT_SUCCESS)
+      fail(ctx, status, cat(fn, ": ", error));
+    return ctx->stickyStatus();
+  });
+}
+
+moert_status moert_timer_stop(moert_context *ctx, double *milliseconds) {
+  const char *fn = "moert_timer_stop";
+  if (!ctx)
+    return requireContext(ctx, fn);
+  return guarded(ctx, fn, MOERT_ERROR_INTERNAL, [&]() -> moert_status {
+    if (!milliseconds)
+      return fail(ctx, MOERT_ERROR_INVALID_ARGUMENT,
+                  cat(fn, ": milliseconds is NULL"));
+    std::string error;
+    moert_status status = ctx->backend->timerStop(*milliseconds, error);
+    if (status != MOERT_SUCCESS)
+      fail(ctx, status, cat(fn, ": ", error));
+    return ctx->stickyStatus();
+  });
+}
+
 //===----------------------------------------------------------------------===//
 // Allocator
 //===----------------------------------------------------------------------===//

@@ -291,3 +291,17 @@ TEST(WorkspaceQueryTest, RejectsBadArguments) {
 }
 
 } // namespace
+
+TEST(TimerTest, MeasuresARegionOnTheCPU) {
+  moert_context *ctx = nullptr;
+  ASSERT_EQ(moert_context_create(MOERT_BACKEND_CPU, 0, &ctx), MOERT_SUCCESS);
+  double ms = -1;
+  EXPECT_EQ(moert_timer_start(ctx), MOERT_SUCCESS);
+  EXPECT_EQ(moert_timer_stop(ctx, &ms), MOERT_SUCCESS);
+  EXPECT_GE(ms, 0.0);
+  EXPECT_EQ(moert_timer_stop(ctx, nullptr), MOERT_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(moert_context_error(ctx)).find("milliseconds is NULL"),
+            std::string::npos);
+  EXPECT_EQ(moert_timer_start(nullptr), MOERT_ERROR_INVALID_ARGUMENT);
+  moert_context_destroy(ctx);
+}

@@ -124,6 +124,15 @@ MOERT_API const char *moert_status_string(moert_status status);
  * sticky status. */
 MOERT_API moert_status moert_context_synchronize(moert_context *ctx);
 
+/* Times a region of enqueued work: moert_timer_start marks its start in the
+ * order of the ops (CUDA: an event on the context's stream), and
+ * moert_timer_stop waits for the region to finish and stores its length in
+ * milliseconds (CUDA: the elapsed time between the two events, measured on
+ * the device; CPU: the host clock). */
+MOERT_API moert_status moert_timer_start(moert_context *ctx);
+MOERT_API moert_status moert_timer_stop(moert_context *ctx,
+                                        double *milliseconds);
+
 /*===--------------------------------------------------------------------===*
  * Allocator: device memory on CUDA, host memory on the CPU backend
  *
