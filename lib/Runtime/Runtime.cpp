@@ -543,8 +543,8 @@ void *moert_alloc(int64_t bytes) {
   });
 }
 
-void moert_free(void *ptr) {
-  const char *fn = "moert_free";
+/// Frees `ptr` (an allocation, or an arena) on the current context.
+static void releaseOnCurrentContext(void *ptr, bool arena, const char *fn) {
   if (!ptr)
     return;
   moert_context *ctx = currentContext;
@@ -556,11 +556,14 @@ void moert_free(void *ptr) {
       return 0;
     }
     std::string error;
-    if (ctx->allocator->deallocate(ptr, /*arena=*/false, fn, error) !=
-        MOERT_SUCCESS)
+    if (ctx->allocator->deallocate(ptr, arena, fn, error) != MOERT_SUCCESS)
       fail(ctx, MOERT_ERROR_INVALID_ARGUMENT, error);
     return 0;
   });
+}
+
+void moert_free(void *ptr) {
+  releaseOnCurrentContext(ptr, /*arena=*/false, "moert_free");
 }
 
 int64_t moert_current_bytes(moert_context *ctx) {
@@ -600,23 +603,7 @@ moert_status moert_arena_acquire(int64_t bytes, void **out) {
 }
 
 void moert_arena_release(void *arena) {
-  const char *fn = "moert_arena_release";
-  if (!arena)
-    return;
-  moert_context *ctx = currentContext;
-  guarded<int>(ctx, fn, 0, [&] {
-    if (!ctx) {
-      fail(nullptr, MOERT_ERROR_INVALID_ARGUMENT,
-           cat(fn, ": no current context (call moert_set_current_context "
-                   "first)"));
-      return 0;
-    }
-    std::string error;
-    if (ctx->allocator->deallocate(arena, /*arena=*/true, fn, error) !=
-        MOERT_SUCCESS)
-      fail(ctx, MOERT_ERROR_INVALID_ARGUMENT, error);
-    return 0;
-  });
+  releaseOnCurrentContext(arena, /*arena=*/true, "moert_arena_release");
 }
 
 //===----------------------------------------------------------------------===//
