@@ -512,6 +512,12 @@ int main(int argc, char **argv) {
           "(\"checkable\": false), so the reference cannot model it");
   if (opt.check && desc.ops.empty())
     fatal("--check: the module description lists no ops");
+  // Only moe ops and memref.copy run on the device; other ops (linalg, ...)
+  // are compiled to host code, which cannot touch device memory.
+  if (opt.backend == MOERT_BACKEND_CUDA && !desc.checkable)
+    fatal("the module has ops other than moe ops and memref.copy (\"checkable\": "
+          "false), which run on the host and cannot use device memory: run it "
+          "with --backend cpu");
 
   // Which arguments the module writes (in place): they are reset before
   // every iteration.
