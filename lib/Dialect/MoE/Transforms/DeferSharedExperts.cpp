@@ -32,12 +32,13 @@ static bool mayWrite(Operation *op, Value value) {
   return false;
 }
 
-/// True if `op` (or an op nested in it) uses a value that views `buffer`.
+/// True if `op` (or an op nested in it) uses a memref that may alias
+/// `buffer`.
 static bool usesBuffer(Operation *op, Value buffer) {
   bool uses = false;
   op->walk([&](Operation *nested) {
     for (Value operand : nested->getOperands())
-      if (getUnderlyingBuffer(operand) == buffer)
+      if (isa<BaseMemRefType>(operand.getType()) && mayAlias(operand, buffer))
         uses = true;
   });
   return uses;
@@ -51,14 +52,18 @@ static const char *whyNotDeferrable(SharedExpertsOp shared,
     return "the token count is statically 0";
   if (mayWrite(routed, shared.getHidden()))
     return "the routed experts write the hidden input";
+  if (mayWrite(routed, shared.getW13()) || mayWrite(routed, shared.getW2()))
+    return "the routed experts write a weight of the shared experts";
   Value output = getUnderlyingBuffer(shared.getOutput());
   if (usesBuffer(routed, output))
     return "the routed experts use the shared experts' output";
   for (Operation *op = shared->getNextNode(); op != routed.getOperation();
        op = op->getNextNode()) {
     if (isa<memref::DeallocOp>(op) &&
-        getUnderlyingBuffer(op->getOperand(0)) != output)
-      continue; // Freeing another buffer: harmless to cross.
+        llvm::none_of(shared->getOperands(), [&](Value operand) {
+          return mayAlias(operand, op->getOperand(0));
+        }))
+      continue; // Freeing a buffer the shared experts do not use: harmless.
     if (usesBuffer(op, output))
       return "an op in between uses the shared experts' output";
     for (Value operand : shared->getOperands())
@@ -89,10 +94,16 @@ unsigned mlir::moe::deferSharedExperts(FunctionOpInterface func) {
     if (!routed || whyNotDeferrable(shared, routed))
       continue;
     shared->moveAfter(routed);
-    // Its output buffer is allocated just before it now.
-    // (It dominated the shared op, so it was before the routed op.)
+    // Its output buffer is allocated just before it now, unless an earlier
+    // op uses the buffer too. (It dominated the shared op, so it was before
+    // the routed op.)
+    auto usedBefore = [&](Operation *user) {
+      Operation *op = shared->getBlock()->findAncestorOpInBlock(*user);
+      return op && op != shared.getOperation() && op->isBeforeInBlock(shared);
+    };
     if (auto alloc = shared.getOutput().getDefiningOp<memref::AllocOp>();
-        alloc && alloc->getBlock() == shared->getBlock())
+        alloc && alloc->getBlock() == shared->getBlock() &&
+        llvm::none_of(alloc->getUsers(), usedBefore))
       alloc->moveBefore(shared);
     ++moved;
   }

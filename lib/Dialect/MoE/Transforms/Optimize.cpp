@@ -23,6 +23,13 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
                             getArgument());
     for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       reporter.before(func);
+      // The plan may never exceed the peak of the function as written.
+      std::optional<LinearSize> limit;
+      if (plan) {
+        BlockMemoryModel input(func.getFunctionBody().front(), tokenHint);
+        if (input.isValid())
+          limit = input.peakOf(input.getInputOrder());
+      }
       deferSharedExperts(func);
       FunctionSchedule schedules =
           moe::schedulePeakMemory(func, tokenHint, options, getArgument());
@@ -35,7 +42,7 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
       // planned one is a single arena); the plan comes beside it.
       reporter.after(func);
       if (plan) {
-        MemoryPlan memoryPlan = planMemory(func, tokenHint);
+        MemoryPlan memoryPlan = planMemory(func, tokenHint, limit);
         if (memoryPlan.applied)
           after = memoryPlan.arenaSize.evaluate(tokenHint);
         reporter.attachPlan(func, memoryPlan);

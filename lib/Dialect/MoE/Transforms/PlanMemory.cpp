@@ -8,6 +8,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEPLANMEMORY
@@ -43,7 +44,8 @@ struct Item {
 };
 } // namespace
 
-MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
+MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
+                                 std::optional<LinearSize> limit) {
   MemoryPlan plan;
   if (func.isExternal()) {
     plan.reason = "external function";
@@ -72,13 +74,42 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
       }
       tokens = size;
     }
+  // The arena goes first in the block, so that it and every view dominate
+  // all uses: the token count's definition moves up with it, which needs it
+  // computed without memory effects from the function's arguments (not from
+  // a buffer the plan would move into the arena).
+  SmallVector<Operation *> tokenSlice;
+  if (tokens) {
+    SmallVector<Value> worklist = {tokens};
+    llvm::SmallPtrSet<Operation *, 8> seen;
+    while (!worklist.empty()) {
+      Operation *def = worklist.pop_back_val().getDefiningOp();
+      if (!def || def->getBlock() != &block || !seen.insert(def).second)
+        continue;
+      if (def->getNumRegions() != 0 || !isMemoryEffectFree(def)) {
+        plan.reason = "the token count is not computed from the function's "
+                      "arguments alone";
+        return plan;
+      }
+      tokenSlice.push_back(def);
+      worklist.append(def->operand_begin(), def->operand_end());
+    }
+  }
 
   Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
   unsigned numSteps = model.getNumNodes();
   AsmState asmState(func);
   SmallVector<Item> items;
+  // Buffers no op uses (only deallocated): they need no memory at all.
+  SmallVector<memref::AllocOp> unused;
   for (const BlockMemoryModel::Buffer &b : model.getBuffers()) {
     auto alloc = dyn_cast<memref::AllocOp>(b.alloc);
+    if (alloc && b.users.empty() &&
+        llvm::all_of(alloc->getUsers(),
+                     [](Operation *user) { return isa<memref::DeallocOp>(user); })) {
+      unused.push_back(alloc);
+      continue;
+    }
     if (!alloc || b.users.empty() || !alloc.getType().getLayout().isIdentity())
       continue;
     bool escapes = terminator && llvm::any_of(terminator->getOperands(), [&](Value v) {
@@ -209,15 +240,32 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint) {
     }
   }
 
-  // Never worse than the input beyond the rounding of each item's constant
-  // part: with tiny per-token sizes, alignment can cost more than allocating
-  // each buffer on its own.
+  // Never above `limit` (moe-optimize: the peak of the function as written).
+  // Without one, never worse than the current order beyond the rounding of
+  // each item's constant part: with tiny per-token sizes, alignment can cost
+  // more than allocating each buffer on its own.
   LinearSize roundingSlack(0, kPlanAlignment * int64_t(items.size()));
-  if (model.less(plan.peakBefore + roundingSlack, plan.arenaSize)) {
+  LinearSize unplanned = limit ? *limit : plan.peakBefore;
+  if (model.less(limit ? unplanned : unplanned + roundingSlack, plan.arenaSize)) {
     llvm::raw_string_ostream os(plan.reason);
     os << "the arena (" << plan.arenaSize << " bytes) would exceed the "
-       << "unplanned peak (" << plan.peakBefore << " bytes)";
+       << "unplanned peak (" << unplanned << " bytes)";
     return plan;
+  }
+
+  // The token count first (in block order), the arena right after it.
+  llvm::sort(tokenSlice,
+             [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+  for (auto [i, op] : llvm::enumerate(tokenSlice)) {
+    if (i == 0)
+      op->moveBefore(&block, block.begin());
+    else
+      op->moveAfter(tokenSlice[i - 1]);
+  }
+  for (memref::AllocOp alloc : unused) {
+    for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
+      user->erase();
+    alloc.erase();
   }
 
   // Rewrite: one arena, views into it, workspace offsets on the ops.

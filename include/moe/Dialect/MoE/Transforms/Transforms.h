@@ -65,8 +65,11 @@ struct MemoryPlan {
   SmallVector<PlannedItem> items;
 };
 
-/// Packs the buffers and workspaces of `func`'s entry block into one arena.
-MemoryPlan planMemory(FunctionOpInterface func, int64_t tokenHint);
+/// Packs the buffers and workspaces of `func`'s entry block into one arena,
+/// unless the arena would exceed `limit` at the hint (default: the peak of the
+/// current order, plus the rounding of each item's constant part).
+MemoryPlan planMemory(FunctionOpInterface func, int64_t tokenHint,
+                      std::optional<LinearSize> limit = std::nullopt);
 
 
 } // namespace moe
