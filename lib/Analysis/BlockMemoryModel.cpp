@@ -141,6 +141,19 @@ void BlockMemoryModel::classifyOps() {
     nodeOf[&op] = node.index;
     nodes.push_back(std::move(node));
   }
+
+  // A planned workspace lives in the block's arena: the op writes the arena,
+  // so it keeps its order with every access to the arena's views (whose space
+  // the workspace may share at other times), and needs the arena allocated
+  // (collectBufferUses).
+  for (Node &node : nodes) {
+    if (node.unknownEffects || !node.op->hasAttr(kWorkspaceOffsetAttrName))
+      continue;
+    for (const Buffer &b : buffers)
+      if (b.alloc->hasAttr(kArenaAttrName))
+        nodeEffects[node.index].emplace_back(MemoryEffects::Write::get(),
+                                             b.alloc->getResult(0));
+  }
 }
 
 namespace {
@@ -202,6 +215,11 @@ void BlockMemoryModel::collectBufferUses() {
       for (Value operand : nested->getOperands())
         addNeeds(operand, node.op, needs);
     });
+    // A planned workspace needs the arena it lives in.
+    if (node.op->hasAttr(kWorkspaceOffsetAttrName))
+      for (auto [index, buffer] : llvm::enumerate(buffers))
+        if (buffer.alloc->hasAttr(kArenaAttrName))
+          needs.buffers.push_back(index);
     appendUnique(needs.buffers, {});
     appendUnique(needs.nodes, {});
     node.buffers = needs.buffers;

@@ -207,6 +207,8 @@ uint64_t moerun::streamKey(uint64_t seed, std::string_view name) {
 void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
                        const Distribution &dist, uint64_t key) {
   using Kind = Distribution::Kind;
+  if (end <= begin)
+    return; // Nothing to fill; `data` may be null (an empty buffer).
   if (dist.kind == Kind::Poison) {
     int64_t b = dtypeBytes(dtype);
     std::memset(static_cast<char *>(data) + begin * b, 0xff,

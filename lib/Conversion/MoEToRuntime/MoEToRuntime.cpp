@@ -103,13 +103,22 @@ public:
     if (!offset)
       return null();
     Value arena;
+    unsigned arenas = 0;
     for (Operation &candidate : *op->getBlock())
-      if (candidate.hasAttr(kArenaAttrName))
+      if (candidate.hasAttr(kArenaAttrName)) {
         arena = candidate.getResult(0);
+        ++arenas;
+      }
     if (!arena)
       return op->emitOpError() << "has a planned workspace but its block has no "
                                   "arena (run moe-plan-memory on the whole "
                                   "function)";
+    if (arenas > 1)
+      return op->emitOpError() << "has a planned workspace but its block has "
+                               << arenas << " arenas (moe-plan-memory makes one)";
+    if (!arena.getDefiningOp()->isBeforeInBlock(op))
+      return op->emitOpError() << "has a planned workspace but the arena is "
+                                  "allocated after it";
     FailureOr<Value> base = pointer(op, arena, "arena");
     if (failed(base))
       return failure();

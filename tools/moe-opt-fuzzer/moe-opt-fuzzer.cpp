@@ -1,0 +1,395 @@
+//===- moe-opt-fuzzer.cpp - libFuzzer target for the moe compiler ---------===//
+//
+// Reads its input as MLIR and runs what moe-opt and moe-compile run on user IR:
+//
+//  1. parse and verify (the moe dialect's parsers, printers and verifiers);
+//  2. print and parse again: the printed form of a valid module must parse,
+//     and print the same;
+//  3. moe-optimize (defer, schedule, plan) with the default options;
+//  4. on a copy: moe-schedule-peak-memory with a tiny exact-search budget (the
+//     heuristic path) and moe-plan-memory at token hint 1, with their JSON
+//     reports and SVG timeline (written to stdout, i.e. /dev/null);
+//  5. on a copy of the optimized module: what moe-compile does before LLVM
+//     (describe the entry function, convert-moe-to-runtime, add the entry
+//     point).
+//
+// Diagnostics are expected (most inputs are invalid) and swallowed. A crash,
+// a sanitizer report, a leak, an assertion, a pass that reports success but
+// leaves IR that does not verify, or a module whose printed form does not
+// parse back is a bug: the last two abort with a message on stderr.
+//
+// Every input gets a fresh MLIRContext, so a crash reproduces from its input
+// alone:  moe-opt-fuzzer crash-<sha1>   (see docs/fuzzing.md).
+//
+// The dialects are those the moe passes deal with (moe, func, arith, memref,
+// linalg, scf, cf, llvm), not every upstream dialect: the target is our
+// code, not upstream parsers.
+//
+// Structure-aware mode: with MOE_FUZZ_STRUCTURED=1 in the environment
+// (scripts/fuzz.sh --structured) a custom mutator also parses the
+// input and mutates it as IR (swap operands of the same type, move an op,
+// clone or erase an op, toggle unit attributes, change integer attributes,
+// make a static dimension dynamic), then prints it: most mutants stay
+// well-formed programs, so the passes see far more of them.
+//
+//===----------------------------------------------------------------------===//
+#include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/InitMoE.h"
+
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+
+using namespace mlir;
+
+extern "C" size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t maxSize);
+
+namespace {
+
+/// Inputs larger than this are skipped: the passes are meant for MoE layers,
+/// not for megabytes of IR, and libFuzzer's -max_len is the real bound.
+constexpr size_t kMaxInputBytes = 64 * 1024;
+
+DialectRegistry *registry;
+bool structured = false;
+
+[[noreturn]] void bug(const char *what, ModuleOp module) {
+  std::fprintf(stderr, "moe-opt-fuzzer: BUG: %s\n", what);
+  if (module) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    module->print(os, OpPrintingFlags().printGenericOpForm());
+    std::fprintf(stderr, "--- module (generic form) ---\n%s\n", text.c_str());
+  }
+  std::abort();
+}
+
+std::string print(ModuleOp module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  return text;
+}
+
+std::unique_ptr<MLIRContext> makeContext() {
+  auto context =
+      std::make_unique<MLIRContext>(*registry, MLIRContext::Threading::DISABLED);
+  // Dialects load on demand as the parser meets them.
+  return context;
+}
+
+/// Runs `pm` on `module`. A pass may fail (with a diagnostic): that is a
+/// user error. A pass that succeeds must leave IR that verifies.
+bool runAndCheck(PassManager &pm, ModuleOp module, const char *what) {
+  pm.enableVerifier(false);
+  if (failed(pm.run(module)))
+    return false;
+  if (failed(verify(module)))
+    bug(what, module);
+  return true;
+}
+
+void exerciseCompile(MLIRContext &context, ModuleOp module) {
+  // moe-compile: the single public function with a body is the entry.
+  func::FuncOp entry;
+  unsigned candidates = 0;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.isExternal() && func.isPublic()) {
+      entry = func;
+      ++candidates;
+    }
+  FailureOr<std::string> description = failure();
+  if (candidates == 1)
+    description = moe::describeEntryFunction(entry, /*optimized=*/true);
+  PassManager pm(&context);
+  pm.addPass(moe::createConvertMoEToRuntime());
+  if (!runAndCheck(pm, module,
+                   "convert-moe-to-runtime succeeded but the IR does not verify"))
+    return;
+  if (succeeded(description)) {
+    if (succeeded(moe::addEntryPoint(module, entry, *description)) &&
+        failed(verify(module)))
+      bug("addEntryPoint succeeded but the IR does not verify", module);
+  }
+}
+
+void runOne(StringRef input) {
+  std::unique_ptr<MLIRContext> context = makeContext();
+  // A diagnostic is not a crash: swallow them all.
+  ScopedDiagnosticHandler swallow(context.get(),
+                                  [](Diagnostic &) { return success(); });
+
+  ParserConfig config(context.get(), /*verifyAfterParse=*/true);
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(input, config);
+  if (!module)
+    return;
+  if (failed(verify(*module)))
+    return;
+
+  // The printed form of a valid module parses back to the same text.
+  std::string printed = print(*module);
+  {
+    OwningOpRef<ModuleOp> again = parseSourceString<ModuleOp>(printed, config);
+    if (!again)
+      bug("a verified module does not parse back from its printed form",
+          *module);
+    if (print(*again) != printed)
+      bug("printing a parsed module's printed form changes it", *again);
+  }
+
+  OwningOpRef<ModuleOp> heuristic = module->clone();
+
+  // moe-opt --moe-optimize.
+  PassManager optimize(context.get());
+  optimize.addPass(moe::createMoEOptimize());
+  bool optimized = runAndCheck(
+      optimize, *module, "moe-optimize succeeded but the IR does not verify");
+
+  // The heuristic scheduler and the planner at another token hint, with
+  // reports. They go to stdout ("-"), which LLVMFuzzerInitialize points at
+  // /dev/null: no file I/O, and nothing registered for removal on a signal
+  // (llvm::ToolOutputFile keeps a node per named file for good).
+  {
+    PassManager pm(context.get());
+    moe::MoESchedulePeakMemoryOptions schedule;
+    schedule.tokenHint = 1;
+    schedule.stateBudget = 8;
+    schedule.maxExactNodes = 3;
+    schedule.reportFile = "-";
+    schedule.timelineFile = "-";
+    pm.addPass(moe::createMoESchedulePeakMemory(schedule));
+    moe::MoEPlanMemoryOptions plan;
+    plan.tokenHint = 1;
+    plan.reportFile = "-";
+    pm.addPass(moe::createMoEPlanMemory(plan));
+    runAndCheck(pm, *heuristic,
+                "the scheduler (heuristic) or the planner succeeded but the IR "
+                "does not verify");
+  }
+
+  if (optimized) {
+    OwningOpRef<ModuleOp> compiled = module->clone();
+    exerciseCompile(*context, *compiled);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Structure-aware mutation
+//===----------------------------------------------------------------------===//
+
+/// Mutates `module` in place at the IR level; returns false when nothing
+/// applied. The result need not verify (the fuzzer checks that), but it
+/// prints and parses: only operands, positions and attributes change.
+bool mutateIR(ModuleOp module, std::mt19937 &rng) {
+  SmallVector<Operation *> ops;
+  module.walk([&](Operation *op) {
+    if (op != module.getOperation())
+      ops.push_back(op);
+  });
+  if (ops.empty())
+    return false;
+  auto pick = [&](size_t n) {
+    return std::uniform_int_distribution<size_t>(0, n - 1)(rng);
+  };
+  Operation *op = ops[pick(ops.size())];
+  switch (pick(7)) {
+  case 0: { // Replace an operand by another value of the same type in scope.
+    if (op->getNumOperands() == 0)
+      return false;
+    unsigned idx = pick(op->getNumOperands());
+    Type type = op->getOperand(idx).getType();
+    SmallVector<Value> candidates;
+    Block *block = op->getBlock();
+    for (BlockArgument arg : block->getArguments())
+      if (arg.getType() == type)
+        candidates.push_back(arg);
+    for (Operation &prev : *block) {
+      if (&prev == op)
+        break;
+      for (Value result : prev.getResults())
+        if (result.getType() == type)
+          candidates.push_back(result);
+    }
+    if (candidates.empty())
+      return false;
+    op->setOperand(idx, candidates[pick(candidates.size())]);
+    return true;
+  }
+  case 1: { // Move an op before another op of its block.
+    Block *block = op->getBlock();
+    if (op->hasTrait<OpTrait::IsTerminator>() || block->getOperations().size() < 2)
+      return false;
+    SmallVector<Operation *> others;
+    for (Operation &other : *block)
+      if (&other != op)
+        others.push_back(&other);
+    op->moveBefore(others[pick(others.size())]);
+    return true;
+  }
+  case 2: { // Clone an op right after itself.
+    if (op->hasTrait<OpTrait::IsTerminator>() || isa<func::FuncOp>(op))
+      return false;
+    OpBuilder builder(op->getContext());
+    builder.setInsertionPointAfter(op);
+    builder.clone(*op);
+    return true;
+  }
+  case 3: { // Erase an op without uses.
+    if (!op->use_empty() || op->hasTrait<OpTrait::IsTerminator>())
+      return false;
+    op->erase();
+    return true;
+  }
+  case 4: { // Toggle a unit attribute the moe ops know.
+    static const char *names[] = {"inplace", "renormalize",
+                                  "moe.fuse_shared_experts_inside_sbo",
+                                  "moe.arena"};
+    StringRef name = names[pick(4)];
+    if (op->hasAttr(name))
+      op->removeAttr(name);
+    else
+      op->setAttr(name, UnitAttr::get(op->getContext()));
+    return true;
+  }
+  case 5: { // Change an integer or float attribute.
+    SmallVector<NamedAttribute> attrs(op->getAttrs());
+    if (attrs.empty())
+      return false;
+    NamedAttribute attr = attrs[pick(attrs.size())];
+    static const int64_t values[] = {0, 1, 2, 3, 4, 7, 8, -1, 1 << 20,
+                                     INT64_MAX, INT64_MIN};
+    int64_t value = values[pick(std::size(values))];
+    if (auto integer = dyn_cast<IntegerAttr>(attr.getValue())) {
+      if (!integer.getType().isIntOrIndex())
+        return false;
+      unsigned width = integer.getType().isIndex()
+                           ? 64
+                           : integer.getType().getIntOrFloatBitWidth();
+      op->setAttr(attr.getName(),
+                  IntegerAttr::get(integer.getType(),
+                                   APInt(width, value, /*isSigned=*/true,
+                                         /*implicitTrunc=*/true)));
+      return true;
+    }
+    if (auto fp = dyn_cast<FloatAttr>(attr.getValue())) {
+      static const double fvalues[] = {0.0, -1.0, 1e30, -0.0, 2.5};
+      op->setAttr(attr.getName(),
+                  FloatAttr::get(fp.getType(), fvalues[pick(std::size(fvalues))]));
+      return true;
+    }
+    if (auto array = dyn_cast<DenseI64ArrayAttr>(attr.getValue())) {
+      SmallVector<int64_t> elems(array.asArrayRef());
+      if (elems.empty())
+        return false;
+      elems[pick(elems.size())] = value;
+      op->setAttr(attr.getName(), DenseI64ArrayAttr::get(op->getContext(), elems));
+      return true;
+    }
+    return false;
+  }
+  default: { // Make a static dimension of a memref result dynamic, or back.
+    for (OpResult result : op->getResults()) {
+      auto type = dyn_cast<MemRefType>(result.getType());
+      if (!type || !type.hasRank() || type.getRank() == 0)
+        continue;
+      SmallVector<int64_t> shape(type.getShape());
+      unsigned d = pick(shape.size());
+      shape[d] = ShapedType::isDynamic(shape[d]) ? 1 + int64_t(pick(16))
+                                                 : ShapedType::kDynamic;
+      result.setType(MemRefType::get(shape, type.getElementType(),
+                                     type.getLayout(), type.getMemorySpace()));
+      return true;
+    }
+    return false;
+  }
+  }
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  registry = new DialectRegistry();
+  moe::registerAllDialects(*registry);
+  registry->insert<linalg::LinalgDialect, scf::SCFDialect,
+                   cf::ControlFlowDialect>();
+
+  // The reports go to stdout; libFuzzer writes to stderr. MOE_FUZZ_STDOUT=1
+  // keeps stdout (to see the reports of one input).
+  const char *keep = std::getenv("MOE_FUZZ_STDOUT");
+  if (!keep || std::strcmp(keep, "1") != 0) {
+    int devNull = ::open("/dev/null", O_WRONLY);
+    if (devNull >= 0) {
+      std::fflush(stdout);
+      ::dup2(devNull, STDOUT_FILENO);
+      ::close(devNull);
+    }
+  }
+
+  const char *env = std::getenv("MOE_FUZZ_STRUCTURED");
+  structured = env && std::strcmp(env, "0") != 0 && *env;
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size > kMaxInputBytes)
+    return -1; // Not added to the corpus.
+  // A NUL-terminated copy, as the tools read files (llvm::MemoryBuffer): the
+  // lexer looks one character past the end of its buffer.
+  std::string input(reinterpret_cast<const char *>(data), size);
+  runOne(input);
+  return 0;
+}
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
+                                          size_t maxSize, unsigned int seed) {
+  std::mt19937 rng(seed);
+  // Half of the mutations stay byte-level (libFuzzer's own, with the
+  // dictionary): they find the parser's and verifier's corners.
+  if (!structured || size == 0 || rng() % 2 == 0)
+    return LLVMFuzzerMutate(data, size, maxSize);
+
+  std::unique_ptr<MLIRContext> context = makeContext();
+  ScopedDiagnosticHandler swallow(context.get(),
+                                  [](Diagnostic &) { return success(); });
+  ParserConfig config(context.get(), /*verifyAfterParse=*/false);
+  std::string input(reinterpret_cast<const char *>(data), size);
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(input, config);
+  if (!module)
+    return LLVMFuzzerMutate(data, size, maxSize);
+  unsigned rounds = 1 + rng() % 3;
+  bool changed = false;
+  for (unsigned i = 0; i < rounds; ++i)
+    changed |= mutateIR(*module, rng);
+  if (!changed)
+    return LLVMFuzzerMutate(data, size, maxSize);
+  // The generic form prints even IR that no longer verifies.
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os, OpPrintingFlags().printGenericOpForm().assumeVerified());
+  if (text.size() > maxSize)
+    return LLVMFuzzerMutate(data, size, maxSize);
+  std::memcpy(data, text.data(), text.size());
+  return text.size();
+}
