@@ -27,50 +27,71 @@ void BlockMemoryModel::build() {
   finalizeEdges();
 }
 
-/// The bytes of an arena `memref.alloc(%bytes) : memref<?xi8>` that
-/// moe-plan-memory made: %bytes is built from constants, the token count,
-/// muli, addi and maxui; a max of lines is taken at the hint.
-static FailureOr<LinearSize> evaluateLinear(Value value, int64_t tokenHint) {
+/// The sizes `value` may take, as lines in the token count: the value is the
+/// largest of them. Understands what moe-plan-memory emits: constants, the
+/// token count (a block argument or `memref.dim`), muli by a constant, addi
+/// and maxui.
+static FailureOr<SmallVector<LinearSize>> evaluateLines(Value value) {
+  using Lines = SmallVector<LinearSize>;
   Operation *def = value.getDefiningOp();
-  if (!def)
-    return LinearSize(1, 0); // the token count itself
+  if (!def || isa<memref::DimOp>(def))
+    return Lines{LinearSize(1, 0)}; // the token count itself
   if (auto constant = dyn_cast<arith::ConstantIndexOp>(def))
-    return LinearSize::bytes(constant.value());
-  auto binary = [&](auto combine) -> FailureOr<LinearSize> {
-    FailureOr<LinearSize> lhs = evaluateLinear(def->getOperand(0), tokenHint);
-    FailureOr<LinearSize> rhs = evaluateLinear(def->getOperand(1), tokenHint);
-    if (failed(lhs) || failed(rhs))
-      return failure();
-    return combine(*lhs, *rhs);
-  };
-  if (isa<arith::AddIOp>(def))
-    return binary([](LinearSize a, LinearSize b) -> FailureOr<LinearSize> {
-      return a + b;
-    });
-  if (isa<arith::MulIOp>(def))
-    return binary([](LinearSize a, LinearSize b) -> FailureOr<LinearSize> {
-      if (a.isConstant())
-        std::swap(a, b);
-      if (!b.isConstant())
+    return Lines{LinearSize::bytes(constant.value())};
+  if (!isa<arith::AddIOp, arith::MulIOp, arith::MaxUIOp>(def))
+    return failure();
+  FailureOr<Lines> lhs = evaluateLines(def->getOperand(0));
+  FailureOr<Lines> rhs = evaluateLines(def->getOperand(1));
+  if (failed(lhs) || failed(rhs))
+    return failure();
+  Lines result;
+  if (isa<arith::MaxUIOp>(def)) {
+    result = *lhs;
+    result.append(rhs->begin(), rhs->end());
+    return result;
+  }
+  for (const LinearSize &a : *lhs)
+    for (const LinearSize &b : *rhs) {
+      if (isa<arith::AddIOp>(def)) {
+        result.push_back(a + b);
+        continue;
+      }
+      // muli: one side must be a constant.
+      LinearSize line = a, factor = b;
+      if (line.isConstant())
+        std::swap(line, factor);
+      if (!factor.isConstant())
         return failure();
-      return LinearSize(a.perToken * b.constant, a.constant * b.constant);
-    });
-  if (isa<arith::MaxUIOp>(def))
-    return binary([&](LinearSize a, LinearSize b) -> FailureOr<LinearSize> {
-      return LinearSize::compareAt(a, b, tokenHint) < 0 ? b : a;
-    });
-  if (isa<memref::DimOp>(def))
-    return LinearSize(1, 0); // the token count
-  return failure();
+      result.push_back(LinearSize(line.perToken * factor.constant,
+                                  line.constant * factor.constant));
+    }
+  return result;
 }
 
-static FailureOr<LinearSize> getArenaSize(Operation &alloc, int64_t tokenHint) {
-  auto type = cast<MemRefType>(alloc.getResult(0).getType());
-  if (type.hasStaticShape())
-    return getMemRefSize(type);
-  if (alloc.getNumOperands() != 1)
+FailureOr<SmallVector<LinearSize>>
+mlir::moe::getArenaSizeLines(Operation *alloc) {
+  auto type = cast<MemRefType>(alloc->getResult(0).getType());
+  if (type.hasStaticShape()) {
+    FailureOr<LinearSize> size = getMemRefSize(type);
+    if (failed(size))
+      return failure();
+    return SmallVector<LinearSize>{*size};
+  }
+  if (alloc->getNumOperands() != 1)
     return failure();
-  return evaluateLinear(alloc.getOperand(0), tokenHint);
+  return evaluateLines(alloc->getOperand(0));
+}
+
+/// The arena's size as one line: the one largest at the token hint.
+static FailureOr<LinearSize> getArenaSize(Operation &alloc, int64_t tokenHint) {
+  FailureOr<SmallVector<LinearSize>> lines = getArenaSizeLines(&alloc);
+  if (failed(lines) || lines->empty())
+    return failure();
+  LinearSize largest = lines->front();
+  for (const LinearSize &line : *lines)
+    if (LinearSize::compareAt(largest, line, tokenHint) < 0)
+      largest = line;
+  return largest;
 }
 
 static bool isAllocation(Operation *op) {

@@ -180,7 +180,7 @@ int main(int argc, char **argv) {
   if (failed(entry))
     return 1;
   FailureOr<std::string> description =
-      moe::describeEntryFunction(*entry, !noOptimize);
+      moe::describeEntryFunction(*entry, !noOptimize, tokenHint);
   if (failed(description))
     return 1;
   {

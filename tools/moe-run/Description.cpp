@@ -238,6 +238,25 @@ bool moerun::parseDescription(std::string_view text, ModuleDescription &out,
       return false;
     if (bytes.perToken < 0 || bytes.constant < 0)
       return r.fail(k, "sizes must be non-negative");
+    if (const JsonValue *maxOf = plan->get("max_of");
+        maxOf && !maxOf->isNull()) {
+      if (!maxOf->isArray())
+        return r.typeError(k + ".max_of", "an array", *maxOf);
+      for (const JsonValue &line : maxOf->array) {
+        const JsonValue *a = line.isObject() ? line.get("per_token") : nullptr;
+        const JsonValue *b = line.isObject() ? line.get("constant") : nullptr;
+        int64_t pa = 0, pb = 0;
+        if (!a || !b)
+          return r.fail(k + ".max_of",
+                        "expected objects with \"per_token\" and \"constant\"");
+        if (!r.integer(k + ".max_of.per_token", *a, pa) ||
+            !r.integer(k + ".max_of.constant", *b, pb))
+          return false;
+        if (pa < 0 || pb < 0)
+          return r.fail(k + ".max_of", "sizes must be non-negative");
+        bytes.maxOf.emplace_back(pa, pb);
+      }
+    }
     (k == "planned_peak_bytes" ? out.plannedPeak : out.modelledPeak) = bytes;
   }
 

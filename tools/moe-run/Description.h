@@ -15,6 +15,7 @@
 #include "Json.h"
 
 #include <cstdint>
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,17 @@ struct OpDesc {
 
 struct LinearBytes {
   int64_t perToken = 0, constant = 0;
+  /// When not empty, the size is the largest of these lines at a token count
+  /// (an arena sized by a max of linear sizes); perToken/constant is the
+  /// line that is largest at the compiler's token hint.
+  std::vector<std::pair<int64_t, int64_t>> maxOf;
+
+  int64_t at(int64_t tokens) const {
+    int64_t bytes = perToken * tokens + constant;
+    for (auto [a, b] : maxOf)
+      bytes = std::max(bytes, a * tokens + b);
+    return bytes;
+  }
 };
 
 struct ModuleDescription {

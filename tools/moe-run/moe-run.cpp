@@ -710,7 +710,7 @@ int main(int argc, char **argv) {
       hex64(checksums.empty() ? kFnvOffset : checksums.back());
   int64_t planned = -1;
   if (desc.plannedPeak)
-    planned = desc.plannedPeak->perToken * T + desc.plannedPeak->constant;
+    planned = desc.plannedPeak->at(T);
   if (opt.json) {
     std::string j = "{";
     auto field = [&](const char *key, const std::string &value) {

@@ -40,6 +40,12 @@
 namespace mlir {
 namespace moe {
 
+/// The size of an arena made by moe-plan-memory, `memref.alloc(%bytes)
+/// {moe.arena} : memref<?xi8>`, as the lines in the token count whose maximum
+/// it is (one line when static or when no max is taken). Fails when %bytes is
+/// not built from constants, the token count, muli, addi and maxui.
+FailureOr<SmallVector<LinearSize>> getArenaSizeLines(Operation *arenaAlloc);
+
 class BlockMemoryModel {
 public:
   struct Node {

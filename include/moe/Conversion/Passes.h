@@ -30,9 +30,11 @@ void registerLowerToLLVMPipeline();
 
 /// The description of `func` that runners read (JSON: arguments with names,
 /// roles, dtypes and shapes; intermediate buffers; the moe ops in order with
-/// their operands and attributes; the planned peak). Fails with a located
-/// error for what a runner cannot execute.
-FailureOr<std::string> describeEntryFunction(func::FuncOp func, bool optimized);
+/// their operands and attributes; the planned peak, with every line of the
+/// arena's size when it is a maximum). Sizes are compared at `tokenHint`.
+/// Fails with a located error for what a runner cannot execute.
+FailureOr<std::string> describeEntryFunction(func::FuncOp func, bool optimized,
+                                             int64_t tokenHint = 16384);
 
 /// Adds `void moe_entry(void **args, int64_t tokens)`, which builds a memref
 /// for each argument of `func` from `args[i]` (contiguous, the token count

@@ -41,7 +41,8 @@ static llvm::json::Object sizeJson(const LinearSize &size) {
 }
 
 FailureOr<std::string> mlir::moe::describeEntryFunction(func::FuncOp func,
-                                                        bool optimized) {
+                                                        bool optimized,
+                                                        int64_t tokenHint) {
   if (func.isExternal() || !func.getBody().hasOneBlock())
     return func.emitError() << "the entry function must have a body of one block";
   if (func.getNumResults() != 0)
@@ -149,14 +150,27 @@ FailureOr<std::string> mlir::moe::describeEntryFunction(func::FuncOp func,
                                      {"attrs", std::move(attrs)}});
   }
 
-  BlockMemoryModel model(func.getBody().front());
+  BlockMemoryModel model(func.getBody().front(), tokenHint);
   llvm::json::Value planned = nullptr, modelled = nullptr;
   if (model.isValid()) {
     LinearSize peak = model.peakOf(model.getInputOrder());
     modelled = sizeJson(peak);
-    for (Operation &op : func.getBody().front())
-      if (op.hasAttr(kArenaAttrName))
-        planned = sizeJson(peak);
+    // Planned: the arena, sized at run time as the largest of its lines.
+    for (Operation &op : func.getBody().front()) {
+      if (!op.hasAttr(kArenaAttrName))
+        continue;
+      FailureOr<SmallVector<LinearSize>> lines = getArenaSizeLines(&op);
+      if (failed(lines) || lines->empty())
+        break;
+      llvm::json::Object arena = sizeJson(peak);
+      if (lines->size() > 1) {
+        llvm::json::Array maxOf;
+        for (const LinearSize &line : *lines)
+          maxOf.push_back(sizeJson(line));
+        arena["max_of"] = std::move(maxOf);
+      }
+      planned = std::move(arena);
+    }
   }
   llvm::json::Object root{
       {"version", 1},
