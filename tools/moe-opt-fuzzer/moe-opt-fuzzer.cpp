@@ -7,14 +7,15 @@
 //     and print the same;
 //  3. moe-optimize (defer, schedule, plan) with the default options;
 //  4. on a copy: moe-schedule-peak-memory with a tiny exact-search budget (the
-//     heuristic path) and moe-plan-memory at token hint 1, with their JSON
-//     reports and SVG timeline (written to stdout, i.e. /dev/null);
+//     heuristic path) and moe-plan-memory at a token hint of 0, 1, 7, 16384
+//     or 2^40 (by the input's hash), with their JSON reports and SVG
+//     timeline (written to stdout, i.e. /dev/null);
 //  5. on a copy of the optimized module: what moe-compile does before LLVM
 //     (describe the entry function, convert-moe-to-runtime, add the entry
 //     point).
 //
 // Diagnostics are expected (most inputs are invalid) and swallowed. A crash,
-// a sanitizer report, a leak, an assertion, a pass that reports success but
+// a sanitizer report, a leak, a hang, a pass that reports success but
 // leaves IR that does not verify, or a module whose printed form does not
 // parse back is a bug: the last two abort with a message on stderr.
 //
@@ -167,21 +168,27 @@ void runOne(StringRef input) {
   bool optimized = runAndCheck(
       optimize, *module, "moe-optimize succeeded but the IR does not verify");
 
-  // The heuristic scheduler and the planner at another token hint, with
+  // The heuristic scheduler and the planner at another token hint (chosen by
+  // the input's hash, so that a crash reproduces), with
   // reports. They go to stdout ("-"), which LLVMFuzzerInitialize points at
   // /dev/null: no file I/O, and nothing registered for removal on a signal
   // (llvm::ToolOutputFile keeps a node per named file for good).
   {
     PassManager pm(context.get());
     moe::MoESchedulePeakMemoryOptions schedule;
-    schedule.tokenHint = 1;
+    static const int64_t hints[] = {0, 1, 7, 16384, int64_t(1) << 40};
+    uint64_t hash = 0xcbf29ce484222325ull; // FNV-1a: the same in every run
+    for (char c : input)
+      hash = (hash ^ uint8_t(c)) * 0x100000001b3ull;
+    int64_t hint = hints[hash % std::size(hints)];
+    schedule.tokenHint = hint;
     schedule.stateBudget = 8;
     schedule.maxExactNodes = 3;
     schedule.reportFile = "-";
     schedule.timelineFile = "-";
     pm.addPass(moe::createMoESchedulePeakMemory(schedule));
     moe::MoEPlanMemoryOptions plan;
-    plan.tokenHint = 1;
+    plan.tokenHint = hint;
     plan.reportFile = "-";
     pm.addPass(moe::createMoEPlanMemory(plan));
     runAndCheck(pm, *heuristic,
