@@ -86,13 +86,15 @@ echo "fuzz.sh: $fuzzer for ${seconds}s, ${jobs} job(s)$( ((structured)) && echo 
 echo "fuzz.sh: started $(date -u '+%Y-%m-%d %H:%M:%S UTC'); log $log"
 start=$(date +%s)
 "$fuzzer" "${flags[@]}" "${extra[@]}" "$corpus" "$seeds" 2>&1 | tee "$log" |
-  grep -E --line-buffered '^#[0-9]+[[:space:]]+(pulse|INITED|DONE)|ERROR|BUG|runtime error|SUMMARY|Test unit written|^(stat::|Done)'
+  grep -E --line-buffered '^#[0-9]+([[:space:]]+(pulse|INITED|DONE)|: cov)|ERROR|BUG|runtime error|SUMMARY|Test unit written|^(stat::|Done)'
 status=${PIPESTATUS[0]}
 elapsed=$(( $(date +%s) - start ))
 
 # Figures: executions, edge coverage and features from the last status line.
-# In fork mode each line counts every job's executions.
-last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+# In fork mode the parent's lines ("#N: cov: ...") count every job's
+# executions; a crashing job's own lines follow them in the log.
+last=$(grep -E '^#[0-9]+: cov' "$log" | tail -1)
+[[ -n "$last" ]] || last=$(grep -E '^#[0-9]+' "$log" | tail -1)
 execs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$last")
 cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
 ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")

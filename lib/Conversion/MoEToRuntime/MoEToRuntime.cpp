@@ -268,14 +268,32 @@ struct ConvertMoEToRuntimePass
       else if (isa<memref::CopyOp>(op))
         copies.push_back(op);
     });
+    // The runtime functions are declared in the module that holds the op
+    // (a nested module is a symbol table of its own).
+    auto moduleOf = [](Operation *op) {
+      return dyn_cast_or_null<ModuleOp>(SymbolTable::getNearestSymbolTable(op));
+    };
+    auto notInModule = [](Operation *op) {
+      return op->emitOpError() << "must be in a builtin.module (the symbol table "
+                                  "that will declare the runtime functions)";
+    };
     bool failedAny = false;
-    for (Operation *copy : copies)
-      failedAny |= failed(lower(module, cast<memref::CopyOp>(copy)));
+    for (Operation *copy : copies) {
+      ModuleOp target = moduleOf(copy);
+      failedAny |= failed(target ? lower(target, cast<memref::CopyOp>(copy))
+                                 : notInModule(copy));
+    }
     for (Operation *op : ops) {
+      ModuleOp target = moduleOf(op);
+      if (!target) {
+        (void)notInModule(op);
+        failedAny = true;
+        continue;
+      }
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
               .Case<GateOp, TopKOp, RoutedExpertsOp, SharedExpertsOp, AddOp>(
-                  [&](auto typed) { return lower(module, typed); })
+                  [&](auto typed) { return lower(target, typed); })
               .Default([](Operation *op) {
                 return op->emitOpError() << "has no runtime lowering";
               });
