@@ -12,6 +12,7 @@
 
 #include "llvm/Support/raw_ostream.h"
 #include <cstdint>
+#include <climits>
 #include <string>
 
 namespace mlir {
@@ -27,16 +28,33 @@ struct LinearSize {
   static constexpr LinearSize bytes(int64_t n) { return LinearSize(0, n); }
 
   bool isConstant() const { return perToken == 0; }
-  int64_t evaluate(int64_t tokens) const { return perToken * tokens + constant; }
+  /// Byte counts saturate instead of overflowing: absurd shapes (say, a
+  /// static dimension of 2^62) stay ordered and never wrap around.
+  static int64_t saturatingAdd(int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+      return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+  }
+  static int64_t saturatingMul(int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+      return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+    return r;
+  }
+
+  int64_t evaluate(int64_t tokens) const {
+    return saturatingAdd(saturatingMul(perToken, tokens), constant);
+  }
 
   LinearSize &operator+=(const LinearSize &o) {
-    perToken += o.perToken;
-    constant += o.constant;
+    perToken = saturatingAdd(perToken, o.perToken);
+    constant = saturatingAdd(constant, o.constant);
     return *this;
   }
   LinearSize &operator-=(const LinearSize &o) {
-    perToken -= o.perToken;
-    constant -= o.constant;
+    perToken = saturatingAdd(perToken, o.perToken == INT64_MIN ? INT64_MAX : -o.perToken);
+    constant = saturatingAdd(constant, o.constant == INT64_MIN ? INT64_MAX : -o.constant);
     return *this;
   }
   friend LinearSize operator+(LinearSize a, const LinearSize &b) { return a += b; }
