@@ -62,8 +62,9 @@ static FailureOr<SmallVector<LinearSize>> evaluateLines(Value value) {
         std::swap(line, factor);
       if (!factor.isConstant())
         return failure();
-      result.push_back(LinearSize(line.perToken * factor.constant,
-                                  line.constant * factor.constant));
+      result.push_back(
+          LinearSize(LinearSize::saturatingMul(line.perToken, factor.constant),
+                     LinearSize::saturatingMul(line.constant, factor.constant)));
     }
   return result;
 }

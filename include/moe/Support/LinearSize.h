@@ -91,7 +91,7 @@ struct LinearSize {
     if (constant > 0)
       os << " + " << constant;
     else if (constant < 0)
-      os << " - " << -constant;
+      os << " - " << (constant == INT64_MIN ? INT64_MAX : -constant);
   }
 };
 

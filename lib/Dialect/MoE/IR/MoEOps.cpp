@@ -30,11 +30,11 @@ FailureOr<LinearSize> mlir::moe::getMemRefSize(MemRefType type) {
   int64_t elementBytes = getElementBytes(type.getElementType());
   if (elementBytes == 0 || type.getNumDynamicDims() > 1)
     return failure();
-  int64_t staticElements = 1;
+  // A size that overflows int64 cannot be modelled (like two dynamic dims).
+  int64_t bytes = elementBytes;
   for (int64_t dim : type.getShape())
-    if (!ShapedType::isDynamic(dim))
-      staticElements *= dim;
-  int64_t bytes = staticElements * elementBytes;
+    if (!ShapedType::isDynamic(dim) && __builtin_mul_overflow(bytes, dim, &bytes))
+      return failure();
   if (type.getNumDynamicDims() == 1)
     return LinearSize(bytes, 0);
   return LinearSize::bytes(bytes);
@@ -138,7 +138,18 @@ static LinearSize perTokenOrConstant(MemRefType hidden, int64_t perToken,
   int64_t tokens = hidden.getDimSize(0);
   if (ShapedType::isDynamic(tokens))
     return LinearSize(perToken, constant);
-  return LinearSize::bytes(perToken * tokens + constant);
+  return LinearSize::bytes(LinearSize(perToken, constant).evaluate(tokens));
+}
+
+/// The runtime's workspace formulas (moe/Runtime/Workspace.h) compute in
+/// int64 without overflow checks: the runtime checks its arguments first. The
+/// compiler takes the sizes from the IR, where a dimension may be anything:
+/// beyond this bound on every size, the formulas could overflow, and the
+/// workspace saturates instead (a size no buffer plan can meet).
+static constexpr int64_t kWorkspaceDimBound = int64_t(1) << 28;
+static bool workspaceFormulaFits(std::initializer_list<int64_t> dims) {
+  return llvm::all_of(
+      dims, [](int64_t d) { return d >= 0 && d <= kWorkspaceDimBound; });
 }
 
 //===----------------------------------------------------------------------===//
@@ -303,6 +314,9 @@ void RoutedExpertsOp::getEffects(
 
 LinearSize RoutedExpertsOp::getWorkspaceSize() {
   MemRefType hidden = getHidden().getType();
+  if (!workspaceFormulaFits({getHiddenSize(), getNumExperts(), getTopK(),
+                             getIntermediateSize()}))
+    return perTokenOrConstant(hidden, INT64_MAX, INT64_MAX);
   moert_linear_size size = moert_routed_experts_workspace(
       getHiddenSize(), getNumExperts(), getTopK(), getIntermediateSize(),
       getElementBytes(hidden.getElementType()));
@@ -345,6 +359,8 @@ LogicalResult SharedExpertsOp::verify() {
 
 LinearSize SharedExpertsOp::getWorkspaceSize() {
   MemRefType hidden = getHidden().getType();
+  if (!workspaceFormulaFits({getIntermediateSize()}))
+    return perTokenOrConstant(hidden, INT64_MAX, INT64_MAX);
   moert_linear_size size = moert_shared_experts_workspace(
       getIntermediateSize(), getElementBytes(hidden.getElementType()));
   return perTokenOrConstant(hidden, size.per_token, size.constant);

@@ -23,7 +23,9 @@ static constexpr int64_t kPlanAlignment = 16;
 
 static LinearSize alignUp(LinearSize size) {
   auto up = [](int64_t v) {
-    return (v + kPlanAlignment - 1) / kPlanAlignment * kPlanAlignment;
+    // Saturated sizes (LinearSize) stay saturated, rounded down to a multiple.
+    return LinearSize::saturatingAdd(v, kPlanAlignment - 1) / kPlanAlignment *
+           kPlanAlignment;
   };
   return LinearSize(up(size.perToken), up(size.constant));
 }
