@@ -181,6 +181,16 @@ def ours_layer(lib, x, W, m, keep=None):
     return out, total
 
 
+def ours_routed_alloc(lib, x, ids, weights, W, m):
+    """Our routed experts alone with their own output and workspace (for the
+    transient peak beside the Triton path's)."""
+    out = torch.empty_like(x)
+    ws = torch.empty(lib.routed_ws_bytes(x.shape[0], m), device="cuda", dtype=torch.uint8)
+    lib.routed(x, ids, weights, W.w13, W.w2, out, ws, m)
+    del ws
+    return out
+
+
 def torch_topk(logits, W, m):
     K = m["K"]
     T, E = logits.shape
@@ -357,6 +367,15 @@ def run_config(lib, name, m, W, T, args, ceil):
     lib.routed(x, ids, weights, W.w13, W.w2, r_o, ws, m)
     torch.cuda.synchronize()
     res["routed_relL2_same_routing"] = rel_l2(r_o, r_t)
+    if args.triton:
+        import triton_moe
+        cfg, _, tried = triton_moe.tune(x, ids, weights, W.w13, W.w2, time_ms)
+        res["triton_config"] = list(cfg)
+        res["triton_tuning"] = [[list(c), ms, err] for c, ms, err in tried]
+        r_tr = triton_moe.routed(x, ids, weights, W.w13, W.w2, cfg)
+        torch.cuda.synchronize()
+        res["triton_routed_relL2_same_routing"] = rel_l2(r_tr, r_t)
+        del r_tr
     res["nan_in_ours"] = bool(torch.isnan(out_o).any().item())
     # Both against fp32 end to end, on the first tokens, with our routing
     # (where the two routings agree the reference is the same for both).
@@ -380,6 +399,13 @@ def run_config(lib, name, m, W, T, args, ceil):
     res["ours_layer_ms"], _ = time_ms(lambda: ours_layer(lib, x, W, m), reps=reps)
     res["torch_routed_ms"], _ = time_ms(lambda: torch_routed(x, ids, weights, W, m), reps=reps)
     res["torch_layer_ms"], _ = time_ms(lambda: torch_layer(x, W, m), reps=reps)
+    if args.triton:
+        res["triton_routed_ms"], _ = time_ms(
+            lambda: triton_moe.routed(x, ids, weights, W.w13, W.w2, cfg), reps=reps)
+        res["triton_routed_TFLOPs"] = flops / (res["triton_routed_ms"] * 1e-3) / 1e12
+        res["triton_routed_peak_MB"] = peak_bytes(
+            lambda: triton_moe.routed(x, ids, weights, W.w13, W.w2, cfg)) / 2**20
+        res["ours_routed_peak_MB"] = peak_bytes(lambda: ours_routed_alloc(lib, x, ids, weights, W, m)) / 2**20
     if args.compare_impls:
         for impl in ("mma",):
             lib.set_impl(impl)
@@ -432,6 +458,20 @@ def fmt_table(rows, ceil, dev):
                        f"{r['routed_weight_GB']:.2f} | {r['ours_routed_ms']:.3f} | "
                        f"{r['ours_routed_weight_TBps']:.2f} | "
                        f"{100 * r['ours_weight_bw_frac_of_copy']:.0f}% |")
+    tri = [r for r in rows if "triton_routed_ms" in r]
+    if tri:
+        out.append("")
+        out.append("| model | T | ours routed ms | TFLOP/s | triton routed ms | TFLOP/s | "
+                   "torch routed ms | ours / triton peak MB | triton config (BM, BN, BK, GM, "
+                   "warps, stages) | triton relL2 (same routing) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in tri:
+            out.append(f"| {r['model']} | {r['T']} | {r['ours_routed_ms']:.3f} | "
+                       f"{r['ours_routed_TFLOPs']:.0f} | {r['triton_routed_ms']:.3f} | "
+                       f"{r['triton_routed_TFLOPs']:.0f} | {r['torch_routed_ms']:.3f} | "
+                       f"{r['ours_routed_peak_MB']:.0f} / {r['triton_routed_peak_MB']:.0f} | "
+                       f"{tuple(r['triton_config'])} | "
+                       f"{r['triton_routed_relL2_same_routing']:.2e} |")
     imp = [r for r in rows if "ours_routed_mma_ms" in r]
     if imp:
         out.append("")
@@ -449,6 +489,7 @@ AB_VARIANTS = [  # name, tuning flags (moek::setTuningFlags), PDL master switch
     ("n256 +skip +PDL", 32 | 1 | 8, True),
     ("n128 plain", 64 | 4 | 16, True),
     ("n128 +skip +PDL", 64 | 1 | 8, True),
+    ("default, 128-row A boxes", 128, True),
 ]
 
 
@@ -556,6 +597,8 @@ def main():
                     help="only time torch._grouped_mm on the first model's GEMMs")
     ap.add_argument("--ab", action="store_true",
                     help="first time the tuning variants of the first model")
+    ap.add_argument("--triton", action="store_true",
+                    help="also time a tuned Triton fused-MoE routed path (bench/triton_moe.py)")
     ap.add_argument("--profile-tokens", type=int, default=0)
     ap.add_argument("--ref-tokens", type=int, default=16,
                     help="tokens checked against the fp32 reference")

@@ -62,6 +62,7 @@ bool pdlEnabled();
 enum KernelFlag : int {
   kIdleHalfSkip = 1, // a consumer warpgroup with no valid rows skips wgmma
   kEarlyTrigger = 2, // persistent GEMMs trigger dependents at their start
+  kHalfA = 4,        // Down: a tile of <= 64 rows loads only 64 rows of A
 };
 
 /// moek::setTuningFlags bits: overrides of the per-op launch policy.
@@ -73,6 +74,7 @@ enum TuningFlag : int {
   kForceNoPdl = 16,
   kForceWideN = 32,   // Hopper GEMMs: 128 x 256 tiles
   kForceNarrowN = 64, // Hopper GEMMs: 128 x 128 tiles
+  kForceNoHalfA = 128, // Hopper GEMMs: full 128-row A boxes even for short tiles
 };
 int tuningFlags();
 
@@ -84,6 +86,7 @@ struct LaunchPolicy {
   bool pdl = false;
   bool idleSkip = false;
   bool earlyTrigger = false;
+  bool halfA = false;   // with idleSkip: 64-row A loads for short Down tiles
   bool narrowN = false; // prefer 128-column tiles
   int forceN = 0;       // 128 or 256: tuning override
 };
@@ -100,6 +103,7 @@ public:
     p.pdl = (small || (t & kForcePdl)) && !(t & kForceNoPdl);
     p.idleSkip = (small || (t & kForceIdleSkip)) && !(t & kForceNoIdleSkip);
     p.earlyTrigger = (t & kForceEarlyTrigger) != 0;
+    p.halfA = p.idleSkip && !(t & kForceNoHalfA);
     p.narrowN = small;
     p.forceN = (t & kForceNarrowN) ? 128 : (t & kForceWideN) ? 256 : 0;
     threadPolicy() = p;

@@ -26,7 +26,15 @@ const char *cublasStatusText(cublasStatus_t s) {
 }
 
 cudaError_t cublasFailure(cublasStatus_t s, const char *what) {
-  return detail::setError(cudaErrorUnknown,
+  // A failed execution is usually the device's own (sticky) error, e.g. an
+  // earlier kernel's illegal memory access: name that instead of "unknown".
+  cudaError_t cause = cudaErrorUnknown;
+  if (s == CUBLAS_STATUS_EXECUTION_FAILED) {
+    cudaError_t sticky = cudaDeviceSynchronize();
+    if (sticky != cudaSuccess)
+      cause = sticky;
+  }
+  return detail::setError(cause,
                           std::string(what) + " (" + cublasStatusText(s) + ")");
 }
 

@@ -206,6 +206,7 @@ __device__ __forceinline__ void stShared32(uint32_t addr, uint32_t v) {
 template <typename Elem, GemmMode MODE, int BN>
 __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
     const __grid_constant__ CUtensorMap tmA,
+    const __grid_constant__ CUtensorMap tmAHalf,
     const __grid_constant__ CUtensorMap tmB,
     const __grid_constant__ CUtensorMap tmOut, GemmProblem p, int nTilesN) {
   constexpr int kBN = BN;
@@ -303,6 +304,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       }
       asm volatile("cp.async.wait_all;\n" ::: "memory");
     } else if (ptid == 0) {
+      const bool halfTiles = (p.flags & kHalfA) != 0;
       int it = 0;
       for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
         const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
@@ -314,9 +316,16 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
           const uint32_t ph = (it / kStages) & 1;
           const uint32_t full = smemAddr(&fullBar[s]);
           mbarWait(smemAddr(&emptyBar[s]), ph ^ 1);
-          mbarArriveExpectTx(full, kAStageBytes + kBStageBytes);
-          tmaLoad2d(smemAddr(aPipe + s * kAStageBytes), &tmA, full, kb * kBK,
-                    tc.rowBase);
+          // With the idle-half skip (kHalfA is set only with it), a tile of
+          // at most 64 rows is computed by the first consumer alone: load
+          // only its 64 rows of A (the same bytes in the same swizzled place
+          // as the first half of a 128-row box). At decode sizes most tiles
+          // are such tiles, and A would otherwise be half of the traffic.
+          const bool halfA = halfTiles && tc.rowsHere <= 64;
+          mbarArriveExpectTx(full, (halfA ? kAStageBytes / 2 : kAStageBytes) +
+                                       kBStageBytes);
+          tmaLoad2d(smemAddr(aPipe + s * kAStageBytes),
+                    halfA ? &tmAHalf : &tmA, full, kb * kBK, tc.rowBase);
           tmaLoad2d(smemAddr(bPipe + s * kBStageBytes), &tmB, full, kb * kBK,
                     bRow);
         }
@@ -516,7 +525,8 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
   const bool down = p.mode == GemmMode::Down;
   GemmProblem q = p;
   q.flags = (threadPolicy().idleSkip ? kIdleHalfSkip : 0) |
-            (threadPolicy().earlyTrigger ? kEarlyTrigger : 0);
+            (threadPolicy().earlyTrigger ? kEarlyTrigger : 0) |
+            (threadPolicy().halfA ? kHalfA : 0);
   const size_t smem = 1024 +
                       (down ? pipeBytesOf<GemmMode::Down, BN>() +
                                   stagingBytesOf<GemmMode::Down, BN>()
@@ -526,8 +536,9 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
   if (smem > info.maxSmemOptin)
     return unsupported("wgmma GEMM: too many groups for shared memory");
 
-  CUtensorMap mapA, mapB, mapOut;
+  CUtensorMap mapA, mapAHalf, mapB, mapOut;
   std::memset(&mapA, 0, sizeof(mapA));
+  std::memset(&mapAHalf, 0, sizeof(mapAHalf));
   std::memset(&mapOut, 0, sizeof(mapOut));
   cudaError_t err;
   if (!down) {
@@ -535,6 +546,8 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
                   BN / 2);
   } else {
     err = makeMap(mapA, p.a, dtype, p.kDim, p.rows, kBM);
+    if (err == cudaSuccess)
+      err = makeMap(mapAHalf, p.a, dtype, p.kDim, p.rows, kBM / 2);
     if (err == cudaSuccess)
       err = makeMap(mapB, p.b, dtype, p.kDim, p.numGroups * p.bGroupRows, BN);
     // The output: [rows, nExtent] columns of a matrix with leading dimension
@@ -553,7 +566,7 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
       static_cast<int>(smem)));
   MOEK_CHECK_CUDA(launchKernel(kernel, dim3(grid), dim3(kThreads), smem, stream,
-                               mapA, mapB, mapOut, q, nTilesN));
+                               mapA, mapAHalf, mapB, mapOut, q, nTilesN));
   MOEK_CHECK_LAUNCH("wgmmaGemmKernel");
   return cudaSuccess;
 }

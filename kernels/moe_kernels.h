@@ -77,7 +77,9 @@ void setProgrammaticLaunch(bool enabled);
 /// 1 force the idle skip, 4 forbid it, 8 force PDL, 16 forbid it, 2 trigger
 /// dependents at the start of the persistent GEMMs, 32 / 64 force 128 x 256 /
 /// 128 x 128 tiles (default: 128 x 128 when the 128 x 256 tiles would not give
-/// every SM four). Default 0; also the environment variable MOEK_TUNING.
+/// every SM four), 128 load full 128-row A boxes in the down GEMM even for
+/// tiles of at most 64 rows (default with the idle skip: 64-row boxes).
+/// Default 0; also the environment variable MOEK_TUNING.
 void setTuningFlags(int flags);
 
 /// Text describing the last failure on this thread ("" when none).

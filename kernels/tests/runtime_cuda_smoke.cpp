@@ -16,6 +16,7 @@
 #include "reference.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -256,6 +257,35 @@ int main() {
                msg.find("out of range") != std::string::npos,
            "cuda routed_experts reports an id outside [0, E)", msg);
     moert_context_clear_error(gpu.ctx);
+    moert_set_current_context(nullptr);
+  }
+
+  // A device fault: a kernel that touches unmapped addresses. The error comes
+  // back as MOERT_ERROR_DEVICE with CUDA's message at synchronize, stays
+  // sticky for the next op, and nothing aborts (destroying the context
+  // included). Last, because CUDA's context is unusable after a fault.
+  {
+    moert_set_current_context(gpu.ctx);
+    void *dev = gpu.alloc(256);
+    moert_add(reinterpret_cast<void *>(uintptr_t(0x1000)),
+              reinterpret_cast<void *>(uintptr_t(0x2000)),
+              reinterpret_cast<void *>(uintptr_t(0x3000)), MOERT_BF16, 1, 8,
+              1.0f);
+    moert_status s = moert_context_synchronize(gpu.ctx);
+    std::string msg = moert_context_error(gpu.ctx);
+    report(s == MOERT_ERROR_DEVICE &&
+               msg.find("illegal memory access") != std::string::npos,
+           "cuda device fault reported as MOERT_ERROR_DEVICE", msg);
+    // Sticky: the next op returns the fault at once (not its own argument
+    // error), and a copy that needs the faulted context fails cleanly.
+    moert_status s2 = moert_add(nullptr, nullptr, nullptr, MOERT_BF16, 1, 8,
+                                1.0f);
+    std::vector<uint8_t> host(256);
+    moert_status s3 = moert_copy_to_host(gpu.ctx, host.data(), dev, 2);
+    report(s2 == MOERT_ERROR_DEVICE && s3 != MOERT_SUCCESS,
+           "cuda device fault is sticky",
+           std::string(moert_status_string(s2)) + ", copy " +
+               moert_status_string(s3));
     moert_set_current_context(nullptr);
   }
 

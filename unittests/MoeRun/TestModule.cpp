@@ -30,6 +30,7 @@
 #include "moe/Runtime/moe_runtime.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -121,6 +122,16 @@ void moe_entry(void **args, int64_t T) {
   }
   if (fault == "leak")
     _mlir_memref_to_llvm_aligned_alloc(64, 100);
+  if (fault == "device") {
+    // A kernel that reads and writes unmapped addresses: on the CUDA backend
+    // the device faults (an illegal memory access, reported asynchronously at
+    // the next synchronization). Only for --backend cuda: on the CPU backend
+    // this is a segmentation fault of the host.
+    moert_add(reinterpret_cast<void *>(uintptr_t(0x1000)),
+              reinterpret_cast<void *>(uintptr_t(0x2000)),
+              reinterpret_cast<void *>(uintptr_t(0x3000)), MOERT_BF16, 1, 8,
+              1.0f);
+  }
 
   for (size_t i = 0; i < ops.size(); ++i) {
     const TypedOp &op = ops[i];
