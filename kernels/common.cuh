@@ -63,6 +63,7 @@ enum KernelFlag : int {
   kIdleHalfSkip = 1, // a consumer warpgroup with no valid rows skips wgmma
   kEarlyTrigger = 2, // persistent GEMMs trigger dependents at their start
   kHalfA = 4,        // Down: a tile of <= 64 rows loads only 64 rows of A
+  kScalarEpilogue = 8, // Down: stage full tiles with 32-bit stores, not stmatrix
 };
 
 /// moek::setTuningFlags bits: overrides of the per-op launch policy.
@@ -75,6 +76,7 @@ enum TuningFlag : int {
   kForceWideN = 32,   // Hopper GEMMs: 128 x 256 tiles
   kForceNarrowN = 64, // Hopper GEMMs: 128 x 128 tiles
   kForceNoHalfA = 128, // Hopper GEMMs: full 128-row A boxes even for short tiles
+  kForceScalarEpilogue = 256, // Hopper down GEMM: 32-bit smem stores in the epilogue
 };
 int tuningFlags();
 

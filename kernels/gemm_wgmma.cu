@@ -199,6 +199,19 @@ __device__ __forceinline__ void bulkWaitAll() {
 __device__ __forceinline__ void namedBarrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+/// Four 8x8 matrices of 16-bit elements to shared memory: lanes 8g..8g+7
+/// give the addresses of the 16-byte rows of matrix g, and each thread's
+/// register g holds two adjacent elements of one row of matrix g (row
+/// lane / 4, columns 2 (lane % 4) + {0, 1}): the accumulator layout of wgmma.
+__device__ __forceinline__ void stmatrixX4(uint32_t addr, uint32_t r0,
+                                           uint32_t r1, uint32_t r2,
+                                           uint32_t r3) {
+  asm volatile(
+      "stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
+          addr),
+      "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+      : "memory");
+}
 __device__ __forceinline__ void stShared32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
@@ -398,15 +411,33 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
         if (ctid == 0)
           bulkWaitRead(); // the previous tile's store has read the staging
         namedBarrier(1 + cw, 128);
+        if (!(p.flags & kScalarEpilogue)) {
+          // stmatrix: per instruction, 8x8 blocks (column block i + g / 2,
+          // rows + 8 (g % 2)) for g = 0..3; a quarter of the instructions of
+          // 32-bit stores.
+          const int g = lane / 8;
+          const int r = warpInWg * 16 + 8 * (g % 2) + lane % 8; // 0..63
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int r = warpInWg * 16 + lane / 4 + 8 * half; // 0..63
+          for (int i = 0; i < kColBlocks; i += 2) {
+            const int cb = i + g / 2;
+            const uint32_t addr = stage0 + (cb / 8) * 8192 + r * 128 +
+                                  (((cb % 8) ^ (r & 7)) << 4);
+            stmatrixX4(addr, Tr::pack2(d[4 * i], d[4 * i + 1]),
+                       Tr::pack2(d[4 * i + 2], d[4 * i + 3]),
+                       Tr::pack2(d[4 * i + 4], d[4 * i + 5]),
+                       Tr::pack2(d[4 * i + 6], d[4 * i + 7]));
+          }
+        } else {
 #pragma unroll
-          for (int i = 0; i < kColBlocks; ++i) {
-            const uint32_t addr = stage0 + (i / 8) * 8192 + r * 128 +
-                                  (((i % 8) ^ (r & 7)) << 4) + q * 4;
-            stShared32(addr,
-                       Tr::pack2(d[4 * i + 2 * half], d[4 * i + 2 * half + 1]));
+          for (int half = 0; half < 2; ++half) {
+            const int r = warpInWg * 16 + lane / 4 + 8 * half; // 0..63
+#pragma unroll
+            for (int i = 0; i < kColBlocks; ++i) {
+              const uint32_t addr = stage0 + (i / 8) * 8192 + r * 128 +
+                                    (((i % 8) ^ (r & 7)) << 4) + q * 4;
+              stShared32(addr, Tr::pack2(d[4 * i + 2 * half],
+                                         d[4 * i + 2 * half + 1]));
+            }
           }
         }
         fenceProxyAsync();
@@ -526,7 +557,8 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
   GemmProblem q = p;
   q.flags = (threadPolicy().idleSkip ? kIdleHalfSkip : 0) |
             (threadPolicy().earlyTrigger ? kEarlyTrigger : 0) |
-            (threadPolicy().halfA ? kHalfA : 0);
+            (threadPolicy().halfA ? kHalfA : 0) |
+            ((tuningFlags() & kForceScalarEpilogue) ? kScalarEpilogue : 0);
   const size_t smem = 1024 +
                       (down ? pipeBytesOf<GemmMode::Down, BN>() +
                                   stagingBytesOf<GemmMode::Down, BN>()

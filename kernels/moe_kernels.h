@@ -78,7 +78,9 @@ void setProgrammaticLaunch(bool enabled);
 /// dependents at the start of the persistent GEMMs, 32 / 64 force 128 x 256 /
 /// 128 x 128 tiles (default: 128 x 128 when the 128 x 256 tiles would not give
 /// every SM four), 128 load full 128-row A boxes in the down GEMM even for
-/// tiles of at most 64 rows (default with the idle skip: 64-row boxes).
+/// tiles of at most 64 rows (default with the idle skip: 64-row boxes), 256
+/// stage the down GEMM's full tiles with 32-bit shared-memory stores instead
+/// of stmatrix (the measured baseline).
 /// Default 0; also the environment variable MOEK_TUNING.
 void setTuningFlags(int flags);
 

@@ -24,6 +24,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -73,6 +74,10 @@ struct Variant {
 };
 const Variant kWgmmaWide = {GemmImpl::Wgmma, 32 | 4 | 16, "wgmma-n256"};
 const Variant kWgmmaNarrow = {GemmImpl::Wgmma, 64 | 1 | 8, "wgmma-n128+skip+pdl"};
+// The down GEMM's full tiles staged with 32-bit stores instead of stmatrix:
+// bit-identical by construction (same values, same places).
+const Variant kWgmmaWideScalar = {GemmImpl::Wgmma, 32 | 4 | 16 | 256,
+                                  "wgmma-n256+scalar-epilogue"};
 const Variant kMma = {GemmImpl::MmaSync, 0, "mma"};
 const Variant kSimt = {GemmImpl::Simt, 0, "simt"};
 
@@ -316,6 +321,7 @@ void testRouted(const RoutedCase &rc, DType t,
   dw.upload(wts.data(), wts.size() * 4);
   const size_t wsBytes = routedExpertsWorkspaceBytes(T, H, E, K, I, t);
   DevBuf ws(wsBytes);
+  std::map<std::string, std::vector<uint8_t>> outputs; // by variant
 
   for (const Variant &impl : impls) {
     char name[160];
@@ -340,6 +346,7 @@ void testRouted(const RoutedCase &rc, DType t,
       std::exit(1); // a sticky device error makes every later test meaningless
     }
     auto first = dout.download(T * H * B);
+    outputs[impl.name] = first;
     Cmp c = compare(ref::decode(first, t), want, 1e-2, kRmsTol);
     c.ok = c.ok && c.relL2 <= kRelL2Tol;
     report(c.ok, name, c.text());
@@ -355,6 +362,11 @@ void testRouted(const RoutedCase &rc, DType t,
            std::string(name) + " in-place==out-of-place", "");
   }
   unselect();
+  if (outputs.count(kWgmmaWide.name) && outputs.count(kWgmmaWideScalar.name))
+    report(outputs[kWgmmaWide.name] == outputs[kWgmmaWideScalar.name],
+           std::string("routed[") + rc.label + " " + dtypeName(t) + "] " +
+               kWgmmaWideScalar.name + " == " + kWgmmaWide.name + " (bits)",
+           "");
 }
 
 //===--- shared experts ---------------------------------------------------===//
@@ -487,8 +499,10 @@ int main(int argc, char **argv) {
         out.push_back(i);
     return out;
   };
-  const std::vector<Variant> all = keep({kWgmmaWide, kWgmmaNarrow, kMma, kSimt});
-  const std::vector<Variant> fast = keep({kWgmmaWide, kWgmmaNarrow, kMma});
+  const std::vector<Variant> all =
+      keep({kWgmmaWide, kWgmmaWideScalar, kWgmmaNarrow, kMma, kSimt});
+  const std::vector<Variant> fast =
+      keep({kWgmmaWide, kWgmmaWideScalar, kWgmmaNarrow, kMma});
 
   testArgumentChecks();
   testGate(37, 200, 64, DType::BF16, DType::BF16);
@@ -533,6 +547,8 @@ int main(int argc, char **argv) {
       {"odd+empty experts", 100, 200, 16, 4, 96, {3, 7, 8, 15}, false, false},
       {"odd H, 3 column blocks", 257, 1096, 8, 3, 136, {}, false, false},
       {"invalid ids", 64, 512, 32, 8, 128, {}, true, false},
+      // Full 128-row, full-width down tiles (the staged TMA-store epilogue).
+      {"full tiles", 256, 512, 2, 2, 128, {}, false, false},
   };
   if (!quick) {
     cases.push_back({"persistent, many tiles", 2048, 1024, 8, 8, 512, {}, false, false});
