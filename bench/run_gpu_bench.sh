@@ -5,7 +5,8 @@
 # root:   bench/run_gpu_bench.sh [OUTDIR]        (default: $OUT or bench/out)
 # Steps can be chosen with STEPS (default all):
 #   STEPS="build test sanitize sass profile bench" bench/run_gpu_bench.sh
-# Extra arguments for bench/moe_bench.py go in BENCH_ARGS, e.g.
+# Extra arguments for bench/moe_bench.py go in BENCH_ARGS (default: --ab
+# --compare-impls --triton), e.g.
 #   BENCH_ARGS="--models deepseek-v3-tp4 --tokens 16384" bench/run_gpu_bench.sh
 # A prebuilt build-kernels/ (built elsewhere with the same CUDA) is reused
 # when SKIP_BUILD=1.
@@ -14,7 +15,7 @@ OUTDIR=${1:-${OUT:-build-kernels/bench-out}}
 mkdir -p "$OUTDIR"
 STEPS=${STEPS:-"build test sanitize sass profile bench"}
 BUILD=${BUILD_DIR:-build-kernels}
-BENCH_ARGS=${BENCH_ARGS:-"--ab --compare-impls"}
+BENCH_ARGS=${BENCH_ARGS:-"--ab --compare-impls --triton"}
 export PYTHONUNBUFFERED=1
 status=0
 has() { [[ " $STEPS " == *" $1 "* ]]; }
