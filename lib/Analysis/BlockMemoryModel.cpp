@@ -13,8 +13,16 @@
 using namespace mlir;
 using namespace mlir::moe;
 
-BlockMemoryModel::BlockMemoryModel(Block &block, int64_t tokenHint)
-    : block(&block), tokenHint(tokenHint) {
+const EffectsCache::Effects &EffectsCache::get(Operation *op) {
+  auto it = cache.find(op);
+  if (it == cache.end())
+    it = cache.try_emplace(op, getEffectsRecursively(op)).first;
+  return it->second;
+}
+
+BlockMemoryModel::BlockMemoryModel(Block &block, int64_t tokenHint,
+                                   EffectsCache *effects)
+    : block(&block), tokenHint(tokenHint), effectsCache(effects) {
   build();
 }
 
@@ -28,16 +36,20 @@ void BlockMemoryModel::build() {
 }
 
 /// The sizes `value` may take, as lines in the token count: the value is the
-/// largest of them. Understands what moe-plan-memory emits: constants, the
-/// token count (a block argument or `memref.dim`), muli by a constant, addi
-/// and maxui.
+/// largest of them. Understands what moe-plan-memory emits: non-negative
+/// constants, the token count (a block argument or `memref.dim`), muli by a
+/// constant, addi and maxui. (A negative constant is no byte count: with it
+/// the lines could be negative, and differences of sizes overflow.)
 static FailureOr<SmallVector<LinearSize>> evaluateLines(Value value) {
   using Lines = SmallVector<LinearSize>;
   Operation *def = value.getDefiningOp();
   if (!def || isa<memref::DimOp>(def))
     return Lines{LinearSize(1, 0)}; // the token count itself
-  if (auto constant = dyn_cast<arith::ConstantIndexOp>(def))
+  if (auto constant = dyn_cast<arith::ConstantIndexOp>(def)) {
+    if (constant.value() < 0)
+      return failure();
     return Lines{LinearSize::bytes(constant.value())};
+  }
   if (!isa<arith::AddIOp, arith::MulIOp, arith::MaxUIOp>(def))
     return failure();
   FailureOr<Lines> lhs = evaluateLines(def->getOperand(0));
@@ -120,9 +132,14 @@ void BlockMemoryModel::classifyOps() {
                                        : getMemRefSize(type);
       if (failed(size)) {
         llvm::raw_string_ostream os(error);
-        os << "cannot size a buffer of type " << type
-           << ": sizes must be linear in one dynamic dimension (the token "
-              "count) and elements must be integers or floats";
+        if (op.hasAttr(kArenaAttrName))
+          os << "cannot size an arena (" << kArenaAttrName
+             << "): its byte count must be built from non-negative constants, "
+                "the token count, muli by a constant, addi and maxui";
+        else
+          os << "cannot size a buffer of type " << type
+             << ": sizes must be linear in one dynamic dimension (the token "
+                "count) and elements must be integers or floats";
         errorOp = &op;
         return;
       }
@@ -143,7 +160,7 @@ void BlockMemoryModel::classifyOps() {
     }
     // Effects are computed once: for some ops (linalg) they are costly.
     std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
-        getEffectsRecursively(&op);
+        effectsCache ? effectsCache->get(&op) : getEffectsRecursively(&op);
     if (op.getNumRegions() == 0 && effects && effects->empty()) {
       freeOps.insert(&op);
       continue;

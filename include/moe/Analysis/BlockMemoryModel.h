@@ -46,6 +46,21 @@ namespace moe {
 /// not built from constants, the token count, muli, addi and maxui.
 FailureOr<SmallVector<LinearSize>> getArenaSizeLines(Operation *arenaAlloc);
 
+/// The memory effects of ops (getEffectsRecursively), each computed once.
+/// For some ops the query is costly (upstream linalg ops build their indexing
+/// maps on every call), and a pipeline that models a block several times
+/// (moe-optimize: the input, the schedule, the plan) would pay it each time.
+/// Entries stay valid while ops only move; do not query an op that was
+/// modified or erased after it was cached (use a new cache).
+class EffectsCache {
+public:
+  using Effects = std::optional<SmallVector<MemoryEffects::EffectInstance>>;
+  const Effects &get(Operation *op);
+
+private:
+  DenseMap<Operation *, Effects> cache;
+};
+
 class BlockMemoryModel {
 public:
   struct Node {
@@ -70,8 +85,10 @@ public:
   };
 
   /// Builds the model of `block`. `tokenHint` is the token count at which
-  /// symbolic sizes are compared.
-  explicit BlockMemoryModel(Block &block, int64_t tokenHint = 16384);
+  /// symbolic sizes are compared. `effects`, when given, answers and keeps
+  /// the ops' effect queries.
+  explicit BlockMemoryModel(Block &block, int64_t tokenHint = 16384,
+                            EffectsCache *effects = nullptr);
 
   /// False when a size could not be expressed (a buffer with more than one
   /// dynamic dimension, or a non-numeric element type); `getError` says why.
@@ -148,6 +165,7 @@ private:
 
   Block *block;
   int64_t tokenHint;
+  EffectsCache *effectsCache;
   std::string error;
   Operation *errorOp = nullptr;
 

@@ -10,6 +10,7 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/ToolOutputFile.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
@@ -162,17 +163,20 @@ peakValidity(const MemorySnapshot &snap) {
   const LinearSize &p = snap.steps[snap.peakStep].total;
   double lo = 0, hi = INFINITY;
   for (const MemorySnapshot::StepRecord &step : snap.steps) {
-    int64_t da = p.perToken - step.total.perToken;
-    int64_t db = step.total.constant - p.constant;
+    // In double: the differences of saturated sizes overflow int64_t.
+    double da = double(p.perToken) - double(step.total.perToken);
+    double db = double(step.total.constant) - double(p.constant);
     if (da > 0)
-      lo = std::max(lo, std::ceil(double(db) / double(da)));
+      lo = std::max(lo, std::ceil(db / da));
     else if (da < 0)
-      hi = std::min(hi, std::floor(double(db) / double(da)));
+      hi = std::min(hi, std::floor(db / da));
   }
+  // Casts only from within int64_t's range (beyond it they are undefined).
+  constexpr double kLimit = 9.0e18;
   std::optional<int64_t> upper;
   if (!std::isinf(hi))
-    upper = static_cast<int64_t>(hi);
-  return {static_cast<int64_t>(lo), upper};
+    upper = static_cast<int64_t>(std::clamp(hi, -kLimit, kLimit));
+  return {static_cast<int64_t>(std::min(lo, kLimit)), upper};
 }
 
 static llvm::json::Value snapshotJson(const MemorySnapshot &snap,

@@ -23,16 +23,29 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
                             getArgument());
     for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       reporter.before(func);
-      // The plan may never exceed the peak of the function as written.
+      // The ops only move until the plan, the last to look at them: one
+      // effects cache serves every model of the function.
+      EffectsCache effects;
+      // The plan may never exceed the peak of the function as written. When
+      // nothing can be deferred, the order the scheduler starts from is the
+      // one written, and its model gives that peak.
+      bool mayDefer = false;
+      func->walk([&](SharedExpertsOp) {
+        mayDefer = true;
+        return WalkResult::interrupt();
+      });
       std::optional<LinearSize> limit;
-      if (plan) {
-        BlockMemoryModel input(func.getFunctionBody().front(), tokenHint);
+      if (plan && mayDefer) {
+        BlockMemoryModel input(func.getFunctionBody().front(), tokenHint,
+                               &effects);
         if (input.isValid())
           limit = input.peakOf(input.getInputOrder());
       }
       deferSharedExperts(func);
-      FunctionSchedule schedules =
-          moe::schedulePeakMemory(func, tokenHint, options, getArgument());
+      FunctionSchedule schedules = moe::schedulePeakMemory(
+          func, tokenHint, options, getArgument(), &effects);
+      if (plan && !mayDefer && schedules.entry)
+        limit = schedules.entry->inputPeak;
       int64_t after = 0;
       if (schedules.entry) {
         peakBefore += schedules.entry->inputPeak.evaluate(tokenHint);
@@ -42,7 +55,8 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
       // planned one is a single arena); the plan comes beside it.
       reporter.after(func);
       if (plan) {
-        MemoryPlan memoryPlan = planMemory(func, tokenHint, limit);
+        MemoryPlan memoryPlan = planMemory(func, tokenHint, limit, &effects,
+                                           reporter.enabled());
         if (memoryPlan.applied)
           after = memoryPlan.arenaSize.evaluate(tokenHint);
         reporter.attachPlan(func, memoryPlan);

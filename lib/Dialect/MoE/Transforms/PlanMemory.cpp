@@ -47,14 +47,15 @@ struct Item {
 } // namespace
 
 MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
-                                 std::optional<LinearSize> limit) {
+                                 std::optional<LinearSize> limit,
+                                 EffectsCache *effects, bool nameItems) {
   MemoryPlan plan;
   if (func.isExternal()) {
     plan.reason = "external function";
     return plan;
   }
   Block &block = func.getFunctionBody().front();
-  BlockMemoryModel model(block, tokenHint);
+  BlockMemoryModel model(block, tokenHint, effects);
   if (!model.isValid()) {
     plan.reason = model.getError();
     return plan;
@@ -100,7 +101,9 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
 
   Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
   unsigned numSteps = model.getNumNodes();
-  AsmState asmState(func);
+  std::optional<AsmState> asmState;
+  if (nameItems)
+    asmState.emplace(func);
   SmallVector<Item> items;
   // Buffers no op uses (only deallocated): they need no memory at all.
   SmallVector<memref::AllocOp> unused;
@@ -124,8 +127,10 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     item.planned.size = alignUp(b.size);
     item.planned.firstStep = b.users.front();
     item.planned.lastStep = b.dealloc ? b.users.back() : numSteps - 1;
-    llvm::raw_string_ostream os(item.planned.name);
-    alloc.getResult().printAsOperand(os, asmState);
+    if (asmState) {
+      llvm::raw_string_ostream os(item.planned.name);
+      alloc.getResult().printAsOperand(os, *asmState);
+    }
     items.push_back(std::move(item));
   }
   for (const BlockMemoryModel::Node &node : model.getNodes()) {
@@ -136,8 +141,10 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     item.planned.isWorkspace = true;
     item.planned.size = alignUp(node.workspace);
     item.planned.firstStep = item.planned.lastStep = node.index;
-    item.planned.name = "workspace of " + node.op->getName().getStringRef().str() +
-                        " #" + std::to_string(node.index);
+    if (nameItems)
+      item.planned.name = "workspace of " +
+                          node.op->getName().getStringRef().str() + " #" +
+                          std::to_string(node.index);
     items.push_back(std::move(item));
   }
   if (items.empty()) {
@@ -374,7 +381,8 @@ struct PlanMemoryPass : public moe::impl::MoEPlanMemoryBase<PlanMemoryPass> {
                             getArgument());
     for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       reporter.before(func);
-      MemoryPlan plan = planMemory(func, tokenHint);
+      MemoryPlan plan = planMemory(func, tokenHint, std::nullopt, nullptr,
+                                   reporter.enabled());
       peakBefore += plan.peakBefore.evaluate(tokenHint);
       peakAfter += (plan.applied ? plan.arenaSize : plan.peakBefore)
                        .evaluate(tokenHint);

@@ -2,6 +2,9 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 #include "MemoryReport.h"
+#include <chrono>
+#include <cstdio>
+static double nowS2(){return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();}
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOESCHEDULEPEAKMEMORY
@@ -14,29 +17,34 @@ using namespace mlir::moe;
 FailureOr<PeakMemorySchedule>
 mlir::moe::schedulePeakMemory(Block &block, int64_t tokenHint,
                               const PeakMemorySchedulerOptions &options,
-                              std::string &error) {
-  BlockMemoryModel model(block, tokenHint);
+                              std::string &error, EffectsCache *effects) {
+  double a=nowS2();
+  BlockMemoryModel model(block, tokenHint, effects);
+  double b=nowS2();
   if (!model.isValid()) {
     error = model.getError();
     return failure();
   }
   PeakMemorySchedule schedule = moe::schedulePeakMemory(model, options);
+  double c=nowS2();
   // Applying the input order still places allocations and deallocations
   // next to their uses.
   model.applyOrder(schedule.order);
+  if (block.getOperations().size() > 1000) fprintf(stderr,"  model %.3f search %.3f apply %.3f (%s)\n",b-a,c-b,nowS2()-c,schedule.method.c_str());
   return schedule;
 }
 
 FunctionSchedule mlir::moe::schedulePeakMemory(
     FunctionOpInterface func, int64_t tokenHint,
-    const PeakMemorySchedulerOptions &options, StringRef passName) {
+    const PeakMemorySchedulerOptions &options, StringRef passName,
+    EffectsCache *effects) {
   FunctionSchedule result;
   SmallVector<Block *> blocks;
   func->walk([&](Block *block) { blocks.push_back(block); });
   for (Block *block : blocks) {
     std::string error;
     FailureOr<PeakMemorySchedule> schedule =
-        moe::schedulePeakMemory(*block, tokenHint, options, error);
+        moe::schedulePeakMemory(*block, tokenHint, options, error, effects);
     if (failed(schedule)) {
       block->getParentOp()->emitWarning()
           << passName << " left a block unchanged: " << error;

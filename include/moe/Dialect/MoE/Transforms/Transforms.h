@@ -26,7 +26,8 @@ unsigned deferSharedExperts(FunctionOpInterface func);
 /// already best.
 FailureOr<PeakMemorySchedule>
 schedulePeakMemory(Block &block, int64_t tokenHint,
-                   const PeakMemorySchedulerOptions &options, std::string &error);
+                   const PeakMemorySchedulerOptions &options, std::string &error,
+                   EffectsCache *effects = nullptr);
 
 /// The schedules of the blocks of one function.
 struct FunctionSchedule {
@@ -40,13 +41,16 @@ struct FunctionSchedule {
 /// cannot be modelled is left unchanged, with a warning that names `passName`.
 FunctionSchedule schedulePeakMemory(FunctionOpInterface func, int64_t tokenHint,
                                     const PeakMemorySchedulerOptions &options,
-                                    StringRef passName);
+                                    StringRef passName,
+                                    EffectsCache *effects = nullptr);
 
 /// The functions with a body nested in `op`.
 SmallVector<FunctionOpInterface> getFunctionsWithBody(Operation *op);
 
 /// One buffer or workspace of a memory plan.
 struct PlannedItem {
+  /// The buffer's SSA name or "workspace of OP #N" (empty unless asked for:
+  /// naming values costs as much as planning on large blocks).
   std::string name;
   LinearSize offset, size;
   unsigned firstStep = 0, lastStep = 0;
@@ -68,8 +72,11 @@ struct MemoryPlan {
 /// Packs the buffers and workspaces of `func`'s entry block into one arena,
 /// unless the arena would exceed `limit` at the hint (default: the peak of the
 /// current order, plus the rounding of each item's constant part).
+/// `effects` caches the ops' effect queries; `nameItems` fills the items'
+/// names (for reports).
 MemoryPlan planMemory(FunctionOpInterface func, int64_t tokenHint,
-                      std::optional<LinearSize> limit = std::nullopt);
+                      std::optional<LinearSize> limit = std::nullopt,
+                      EffectsCache *effects = nullptr, bool nameItems = true);
 
 
 } // namespace moe
