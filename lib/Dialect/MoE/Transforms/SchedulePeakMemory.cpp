@@ -2,9 +2,6 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 #include "MemoryReport.h"
-#include <chrono>
-#include <cstdio>
-static double nowS2(){return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();}
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOESCHEDULEPEAKMEMORY
@@ -18,19 +15,15 @@ FailureOr<PeakMemorySchedule>
 mlir::moe::schedulePeakMemory(Block &block, int64_t tokenHint,
                               const PeakMemorySchedulerOptions &options,
                               std::string &error, EffectsCache *effects) {
-  double a=nowS2();
   BlockMemoryModel model(block, tokenHint, effects);
-  double b=nowS2();
   if (!model.isValid()) {
     error = model.getError();
     return failure();
   }
   PeakMemorySchedule schedule = moe::schedulePeakMemory(model, options);
-  double c=nowS2();
   // Applying the input order still places allocations and deallocations
   // next to their uses.
   model.applyOrder(schedule.order);
-  if (block.getOperations().size() > 1000) fprintf(stderr,"  model %.3f search %.3f apply %.3f (%s)\n",b-a,c-b,nowS2()-c,schedule.method.c_str());
   return schedule;
 }
 
