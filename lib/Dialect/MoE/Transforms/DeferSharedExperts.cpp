@@ -6,6 +6,7 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEDEFERSHAREDEXPERTS
@@ -94,17 +95,29 @@ unsigned mlir::moe::deferSharedExperts(FunctionOpInterface func) {
     if (!routed || whyNotDeferrable(shared, routed))
       continue;
     shared->moveAfter(routed);
-    // Its output buffer is allocated just before it now, unless an earlier
-    // op uses the buffer too. (It dominated the shared op, so it was before
-    // the routed op.)
-    auto usedBefore = [&](Operation *user) {
-      Operation *op = shared->getBlock()->findAncestorOpInBlock(*user);
-      return op && op != shared.getOperation() && op->isBeforeInBlock(shared);
-    };
+    // Its output buffer is allocated just before it now, unless an op
+    // between the allocation and the shared op's new place uses the buffer
+    // too. (The allocation dominated the shared op, so it is before the
+    // routed op.) Found by walking that stretch, not by isBeforeInBlock:
+    // each move invalidates the block's op order, and recomputing it for
+    // every deferred op made the pass quadratic in the block's size.
     if (auto alloc = shared.getOutput().getDefiningOp<memref::AllocOp>();
-        alloc && alloc->getBlock() == shared->getBlock() &&
-        llvm::none_of(alloc->getUsers(), usedBefore))
-      alloc->moveBefore(shared);
+        alloc && alloc->getBlock() == shared->getBlock()) {
+      Block *block = shared->getBlock();
+      llvm::SmallPtrSet<Operation *, 8> users;
+      for (Operation *user : alloc->getUsers())
+        if (Operation *op = block->findAncestorOpInBlock(*user))
+          users.insert(op);
+      bool usedBefore = false;
+      for (Operation *op = alloc->getNextNode(); op && op != shared.getOperation();
+           op = op->getNextNode())
+        if (users.contains(op)) {
+          usedBefore = true;
+          break;
+        }
+      if (!usedBefore)
+        alloc->moveBefore(shared);
+    }
     ++moved;
   }
   return moved;
