@@ -694,6 +694,7 @@ class LinalgGen:
     def __init__(self, prog, rng):
         self.p = prog
         self.r = rng
+        self.splits = {}  # shape -> the row where "lo" ends and "hi" starts
         r = rng
         n = r.choice([2, 3, 4, 5, 6, 7])
         c = r.choice([4, 4, 8, 3, 5]) if r.random() < 0.8 else n
@@ -923,7 +924,11 @@ class LinalgGen:
             if shape[0] == "T" or shape[0] < 2:
                 return
             rows, cols = shape
-            h = r.randint(1, rows - 1)
+            # One split per shape for the whole program: "lo" and "hi" name
+            # the same rows in every op, so that what init says was written is
+            # what a later read covers (a split drawn per op let a read of
+            # rows 0..4 follow a write of rows 0..3: uninitialized data).
+            h = self.splits.setdefault(shape, r.randint(1, rows - 1))
             half = r.choice(["lo", "hi"])
 
             def sub(buf, half):
