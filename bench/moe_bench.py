@@ -491,6 +491,7 @@ AB_VARIANTS = [  # name, tuning flags (moek::setTuningFlags), PDL master switch
     ("n128 +skip +PDL", 64 | 1 | 8, True),
     ("default, 128-row A boxes", 128, True),
     ("default, 32-bit epilogue stores", 256, True),
+    ("default, partial tiles from registers", 512, True),
 ]
 
 

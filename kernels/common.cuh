@@ -64,6 +64,7 @@ enum KernelFlag : int {
   kEarlyTrigger = 2, // persistent GEMMs trigger dependents at their start
   kHalfA = 4,        // Down: a tile of <= 64 rows loads only 64 rows of A
   kScalarEpilogue = 8, // Down: stage full tiles with 32-bit stores, not stmatrix
+  kDirectPartialStores = 16, // Down: partial tiles stored from registers
 };
 
 /// moek::setTuningFlags bits: overrides of the per-op launch policy.
@@ -77,6 +78,7 @@ enum TuningFlag : int {
   kForceNarrowN = 64, // Hopper GEMMs: 128 x 128 tiles
   kForceNoHalfA = 128, // Hopper GEMMs: full 128-row A boxes even for short tiles
   kForceScalarEpilogue = 256, // Hopper down GEMM: 32-bit smem stores in the epilogue
+  kForceDirectPartialStores = 512, // Hopper down GEMM: partial tiles from registers
 };
 int tuningFlags();
 

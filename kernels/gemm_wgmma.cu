@@ -212,6 +212,14 @@ __device__ __forceinline__ void stmatrixX4(uint32_t addr, uint32_t r0,
       "r"(r0), "r"(r1), "r"(r2), "r"(r3)
       : "memory");
 }
+__device__ __forceinline__ uint4 ldShared128(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(addr)
+               : "memory");
+  return v;
+}
 __device__ __forceinline__ void stShared32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
@@ -403,11 +411,21 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       wgmma::fenceOperand(d);
       mbarArrive(smemAddr(&emptyBar[prevS]));
 
-      if (MODE == GemmMode::Down && tc.rowsHere == kBM &&
-          (tc.nTile + 1) * kBN <= p.nExtent) {
-        // Full tile: stage it in shared memory (128-byte swizzle, BN/64
-        // boxes of 64x64) and let the TMA engine store it while the
-        // warpgroup goes on with the next tile.
+      // Down: each warpgroup stages its 64 rows in shared memory (128-byte
+      // swizzle, BN/64 boxes of 64x64). When all 64 rows and all BN columns
+      // are valid the TMA engine stores them while the warpgroup goes on with
+      // the next tile; otherwise (an expert's last tile, the last column
+      // block) the warpgroup copies the valid part out with 16-byte stores,
+      // row by row (the registers' layout allows only 4-byte stores, half a
+      // sector each: measured as half of the kernel's global store sectors).
+      const int myRows = tc.rowsHere - cw * 64;
+      const bool fullN = (tc.nTile + 1) * kBN <= p.nExtent;
+      const bool staged =
+          MODE == GemmMode::Down &&
+          ((myRows >= 64 && fullN) || !(p.flags & kDirectPartialStores));
+      if (staged && myRows <= 0)
+        continue; // only padding rows (reached without the idle skip)
+      if (staged) {
         if (ctid == 0)
           bulkWaitRead(); // the previous tile's store has read the staging
         namedBarrier(1 + cw, 128);
@@ -440,14 +458,35 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
             }
           }
         }
-        fenceProxyAsync();
-        namedBarrier(1 + cw, 128);
-        if (ctid == 0) {
+        if (myRows >= 64 && fullN) {
+          fenceProxyAsync();
+          namedBarrier(1 + cw, 128);
+          if (ctid == 0) {
 #pragma unroll
-          for (int b = 0; b < BN / 64; ++b)
-            tmaStore2d(&tmOut, stage0 + b * 8192, tc.nTile * kBN + b * 64,
-                       tc.rowBase + cw * 64);
-          bulkCommit();
+            for (int b = 0; b < BN / 64; ++b)
+              tmaStore2d(&tmOut, stage0 + b * 8192, tc.nTile * kBN + b * 64,
+                         tc.rowBase + cw * 64);
+            bulkCommit();
+          }
+          continue;
+        }
+        // Partial: consecutive threads take consecutive 16-byte chunks of a
+        // row. The next tile's epilogue starts with a barrier, so the
+        // staging is not overwritten while read here.
+        namedBarrier(1 + cw, 128);
+        const int rows = myRows < 64 ? myRows : 64;
+        const int chunks =
+            (fullN ? kBN
+                   : static_cast<int>(p.nExtent - int64_t(tc.nTile) * kBN)) /
+            8;
+        Elem *base = out + (int64_t(tc.rowBase) + cw * 64) * p.ldo +
+                     int64_t(tc.nTile) * kBN;
+        for (int idx = ctid; idx < rows * kColBlocks; idx += 128) {
+          const int r = idx / kColBlocks, c = idx - r * kColBlocks;
+          if (c < chunks)
+            *reinterpret_cast<uint4 *>(base + int64_t(r) * p.ldo + c * 8) =
+                ldShared128(stage0 + (c / 8) * 8192 + r * 128 +
+                            (((c % 8) ^ (r & 7)) << 4));
         }
         continue;
       }
@@ -558,7 +597,9 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
   q.flags = (threadPolicy().idleSkip ? kIdleHalfSkip : 0) |
             (threadPolicy().earlyTrigger ? kEarlyTrigger : 0) |
             (threadPolicy().halfA ? kHalfA : 0) |
-            ((tuningFlags() & kForceScalarEpilogue) ? kScalarEpilogue : 0);
+            ((tuningFlags() & kForceScalarEpilogue) ? kScalarEpilogue : 0) |
+            ((tuningFlags() & kForceDirectPartialStores) ? kDirectPartialStores
+                                                         : 0);
   const size_t smem = 1024 +
                       (down ? pipeBytesOf<GemmMode::Down, BN>() +
                                   stagingBytesOf<GemmMode::Down, BN>()

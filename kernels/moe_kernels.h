@@ -80,7 +80,9 @@ void setProgrammaticLaunch(bool enabled);
 /// every SM four), 128 load full 128-row A boxes in the down GEMM even for
 /// tiles of at most 64 rows (default with the idle skip: 64-row boxes), 256
 /// stage the down GEMM's full tiles with 32-bit shared-memory stores instead
-/// of stmatrix (the measured baseline).
+/// of stmatrix (the measured baseline), 512 store the down GEMM's partial
+/// tiles (an expert's last rows, a narrow last column block) straight from
+/// registers with 4-byte stores instead of staging them (the baseline).
 /// Default 0; also the environment variable MOEK_TUNING.
 void setTuningFlags(int flags);
 

@@ -74,9 +74,10 @@ struct Variant {
 };
 const Variant kWgmmaWide = {GemmImpl::Wgmma, 32 | 4 | 16, "wgmma-n256"};
 const Variant kWgmmaNarrow = {GemmImpl::Wgmma, 64 | 1 | 8, "wgmma-n128+skip+pdl"};
-// The down GEMM's full tiles staged with 32-bit stores instead of stmatrix:
+// The down GEMM's full tiles staged with 32-bit stores instead of stmatrix,
+// and its partial tiles stored straight from registers instead of staged:
 // bit-identical by construction (same values, same places).
-const Variant kWgmmaWideScalar = {GemmImpl::Wgmma, 32 | 4 | 16 | 256,
+const Variant kWgmmaWideScalar = {GemmImpl::Wgmma, 32 | 4 | 16 | 256 | 512,
                                   "wgmma-n256+scalar-epilogue"};
 const Variant kMma = {GemmImpl::MmaSync, 0, "mma"};
 const Variant kSimt = {GemmImpl::Simt, 0, "simt"};
