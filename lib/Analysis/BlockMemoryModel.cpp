@@ -112,9 +112,11 @@ static bool isAllocation(Operation *op) {
 }
 
 void BlockMemoryModel::classifyOps() {
-  Operation *terminator = nullptr;
-  if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
-    terminator = &block->back();
+  // The last op stays last when it is or may be a terminator (an
+  // unregistered op may be one: the verifier accepts it as such, so nothing
+  // may follow it).
+  Operation *terminator =
+      block->mightHaveTerminator() ? &block->back() : nullptr;
 
   // Arguments of the enclosing function are live throughout.
   for (BlockArgument arg : block->getArguments())
@@ -532,9 +534,11 @@ LinearSize BlockMemoryModel::peakOf(ArrayRef<unsigned> order) const {
 
 void BlockMemoryModel::applyOrder(ArrayRef<unsigned> order) {
   assert(isLegalOrder(order) && "applying an illegal order");
-  Operation *terminator = nullptr;
-  if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
-    terminator = &block->back();
+  // The last op stays last when it is or may be a terminator (an
+  // unregistered op may be one: the verifier accepts it as such, so nothing
+  // may follow it).
+  Operation *terminator =
+      block->mightHaveTerminator() ? &block->back() : nullptr;
 
   SmallVector<Operation *> sequence;
   llvm::SmallPtrSet<Operation *, 32> placed;
