@@ -383,12 +383,19 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
   ParserConfig config(context.get(), /*verifyAfterParse=*/false);
   std::string input(reinterpret_cast<const char *>(data), size);
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(input, config);
-  if (!module)
+  // IR-level mutations start from IR that verifies: an input that parses but
+  // does not verify can break what the IR's own code assumes (a byte-level
+  // mutation of `operandSegmentSizes`, then cloning the op, crashed in
+  // Operation::create). Such inputs get byte-level mutations only.
+  if (!module || failed(verify(*module)))
     return LLVMFuzzerMutate(data, size, maxSize);
   unsigned rounds = 1 + rng() % 3;
   bool changed = false;
-  for (unsigned i = 0; i < rounds; ++i)
+  for (unsigned i = 0; i < rounds; ++i) {
     changed |= mutateIR(*module, rng);
+    if (i + 1 < rounds && failed(verify(*module)))
+      break; // later rounds, too, start from IR that verifies
+  }
   if (!changed)
     return LLVMFuzzerMutate(data, size, maxSize);
   // The generic form prints even IR that no longer verifies.
