@@ -77,6 +77,12 @@ static const char *whyNotDeferrable(SharedExpertsOp shared,
   return nullptr;
 }
 
+bool mlir::moe::hasSharedExperts(FunctionOpInterface func) {
+  return func
+      ->walk([](SharedExpertsOp) { return WalkResult::interrupt(); })
+      .wasInterrupted();
+}
+
 unsigned mlir::moe::deferSharedExperts(FunctionOpInterface func) {
   if (func->hasAttr(MoEDialect::getFuseSharedExpertsInsideSboAttrName()))
     return 0;
@@ -132,9 +138,7 @@ struct DeferSharedExpertsPass
                             getArgument());
     for (FunctionOpInterface func : getFunctionsWithBody(getOperation())) {
       // Only functions with shared experts can change.
-      bool hasShared = false;
-      func->walk([&](SharedExpertsOp) { hasShared = true; });
-      if (!hasShared)
+      if (!hasSharedExperts(func))
         continue;
       reporter.before(func);
       numDeferred += deferSharedExperts(func);

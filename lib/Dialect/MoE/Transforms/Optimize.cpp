@@ -29,11 +29,7 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
       // The plan may never exceed the peak of the function as written. When
       // nothing can be deferred, the order the scheduler starts from is the
       // one written, and its model gives that peak.
-      bool mayDefer = false;
-      func->walk([&](SharedExpertsOp) {
-        mayDefer = true;
-        return WalkResult::interrupt();
-      });
+      const bool mayDefer = hasSharedExperts(func);
       std::optional<LinearSize> limit;
       if (plan && mayDefer) {
         BlockMemoryModel input(func.getFunctionBody().front(), tokenHint,

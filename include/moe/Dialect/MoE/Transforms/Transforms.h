@@ -21,6 +21,10 @@ namespace moe {
 /// the pass description). Returns the number of ops moved.
 unsigned deferSharedExperts(FunctionOpInterface func);
 
+/// True if `func` holds a moe.shared_experts op (only then can
+/// deferSharedExperts change it).
+bool hasSharedExperts(FunctionOpInterface func);
+
 /// Reorders `block` for the least peak memory. The block is left unchanged
 /// when its model is invalid (the error is returned) or the input order is
 /// already best.
