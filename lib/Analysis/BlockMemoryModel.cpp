@@ -1,5 +1,6 @@
 //===- BlockMemoryModel.cpp - Dependences and memory of a block -----------===//
 #include "moe/Analysis/BlockMemoryModel.h"
+#include "moe/Analysis/BufferAliases.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -348,6 +349,9 @@ static Value getAccessRoot(Value value) {
 
 void BlockMemoryModel::addHazardEdges() {
   AliasClasses classes;
+  // Aliases among the values nested in the block's ops (built on first use:
+  // only effects on values inside an op ask).
+  BufferAliases aliases(block->getParentOp());
   DenseMap<int, AccessState> state; // by alias class
   AccessState universal;
 
@@ -400,20 +404,33 @@ void BlockMemoryModel::addHazardEdges() {
       if (isa<MemoryEffects::Allocate>(effect.getEffect()))
         continue; // Fresh memory conflicts with nothing.
       // An effect without a value may touch anything.
-      int cls = AliasClasses::kUniversal;
+      SmallVector<int, 2> accessed = {AliasClasses::kUniversal};
       if (Value value = effect.getValue()) {
         Value root = getAccessRoot(value);
         Operation *scope = root.getDefiningOp();
         if (!scope)
           scope = root.getParentBlock()->getParentOp();
-        if (node.op->isAncestor(scope))
-          continue; // Memory local to the op (its results or nested values).
-        cls = classes.get(root, block, bufferOfAlloc);
+        accessed.clear();
+        if (!node.op->isAncestor(scope)) {
+          accessed.push_back(classes.get(root, block, bufferOfAlloc));
+        } else if (std::optional<SmallVector<Value>> origins =
+                       aliases.getOriginsOutside(root, node.op)) {
+          // A value inside the op (a loop's iteration argument, a region's
+          // result) is the memory outside that flows into it; memory
+          // allocated inside the op is local to it (no origin).
+          for (Value origin : *origins)
+            accessed.push_back(
+                classes.get(getAccessRoot(origin), block, bufferOfAlloc));
+        } else {
+          accessed.push_back(AliasClasses::kUniversal);
+        }
       }
-      if (isa<MemoryEffects::Read>(effect.getEffect()))
-        reads.push_back(cls);
-      else
-        writes.push_back(cls); // Write and Free.
+      for (int cls : accessed) {
+        if (isa<MemoryEffects::Read>(effect.getEffect()))
+          reads.push_back(cls);
+        else
+          writes.push_back(cls); // Write and Free.
+      }
     }
     for (int cls : reads)
       read(cls, node.index);

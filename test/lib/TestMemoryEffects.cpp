@@ -64,5 +64,9 @@ struct TestPrintEffectsPass
 } // namespace
 
 namespace mlir::moe::test {
-void registerTestPasses() { PassRegistration<TestPrintEffectsPass>(); }
+void registerTestCheckArenaPass();
+void registerTestPasses() {
+  PassRegistration<TestPrintEffectsPass>();
+  registerTestCheckArenaPass();
+}
 } // namespace mlir::moe::test

@@ -11,7 +11,11 @@
 //  * the dependence graph between nodes: SSA use-def edges (through free ops
 //    and allocation operands) and read/write hazards (RAW, WAR, WAW) derived
 //    from MemoryEffectOpInterface on buffers that may alias; ops with regions
-//    use their recursive effects; ops with unknown effects are barriers;
+//    use their recursive effects, where an effect on a value inside the op (a
+//    loop's iteration argument, a nested region's result) is an effect on the
+//    memory outside that flows into it (BufferAliases), and only memory
+//    allocated inside the op is private to it; ops with unknown effects are
+//    barriers;
 //  * the buffers (allocations of the block) with their sizes, linear in the
 //    token count, and the nodes that use them;
 //  * each node's workspace (moe::WorkspaceOpInterface).

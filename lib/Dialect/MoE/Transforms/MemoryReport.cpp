@@ -215,8 +215,14 @@ static llvm::json::Value snapshotJson(const MemorySnapshot &snap,
 }
 
 static llvm::json::Value planJson(const MemoryPlan &plan, int64_t tokenHint) {
+  llvm::json::Array leftOut;
+  for (const MemoryPlan::LeftOut &left : plan.leftOut)
+    leftOut.push_back(
+        llvm::json::Object{{"name", left.name}, {"reason", left.reason}});
   if (!plan.applied)
-    return llvm::json::Object{{"applied", false}, {"reason", plan.reason}};
+    return llvm::json::Object{{"applied", false},
+                              {"reason", plan.reason},
+                              {"unplanned", std::move(leftOut)}};
   llvm::json::Array items;
   for (const PlannedItem &item : plan.items)
     items.push_back(llvm::json::Object{
@@ -229,7 +235,8 @@ static llvm::json::Value planJson(const MemoryPlan &plan, int64_t tokenHint) {
   return llvm::json::Object{{"applied", true},
                             {"arena", sizeJson(plan.arenaSize, tokenHint)},
                             {"lower_bound", sizeJson(plan.lowerBound, tokenHint)},
-                            {"items", std::move(items)}};
+                            {"items", std::move(items)},
+                            {"unplanned", std::move(leftOut)}};
 }
 
 //===----------------------------------------------------------------------===//

@@ -54,7 +54,7 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
         MemoryPlan memoryPlan = planMemory(func, tokenHint, limit, &effects,
                                            reporter.enabled());
         if (memoryPlan.applied)
-          after = memoryPlan.arenaSize.evaluate(tokenHint);
+          after = memoryPlan.peakAfter.evaluate(tokenHint);
         reporter.attachPlan(func, memoryPlan);
       }
       peakAfter += after;

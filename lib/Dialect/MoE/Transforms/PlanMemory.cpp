@@ -3,6 +3,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 #include "MemoryReport.h"
+#include "moe/Analysis/BufferAliases.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -100,6 +101,7 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
   }
 
   Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
+  BufferAliases aliases(func);
   unsigned numSteps = model.getNumNodes();
   std::optional<AsmState> asmState;
   if (nameItems)
@@ -117,11 +119,20 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     }
     if (!alloc || b.users.empty() || !alloc.getType().getLayout().isIdentity())
       continue;
-    bool escapes = terminator && llvm::any_of(terminator->getOperands(), [&](Value v) {
-                     return getUnderlyingBuffer(v) == alloc.getResult();
-                   });
-    if (escapes)
+    // Only a buffer whose every alias is known, stays in the block and is
+    // freed by nothing but its own dealloc can live in the arena (which the
+    // block frees at its end).
+    if (std::optional<std::string> why =
+            aliases.whyNotPlannable(alloc, b.dealloc, block)) {
+      alloc->emitRemark() << "left out of the memory plan's arena: " << *why;
+      MemoryPlan::LeftOut left{alloc, *why, ""};
+      if (asmState) {
+        llvm::raw_string_ostream os(left.name);
+        alloc.getResult().printAsOperand(os, *asmState);
+      }
+      plan.leftOut.push_back(std::move(left));
       continue;
+    }
     Item item;
     item.alloc = alloc;
     item.planned.size = alignUp(b.size);
@@ -249,16 +260,45 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     }
   }
 
+  // The peak with the plan: the arena throughout, and beside it the buffers
+  // that keep their own allocation (left out, or not allocations the plan
+  // handles), each over its own lifetime.
+  LinearSize leftOutPeak;
+  {
+    llvm::SmallPtrSet<Operation *, 16> inArena;
+    for (const Item &item : items)
+      if (item.alloc)
+        inArena.insert(item.alloc);
+    for (memref::AllocOp alloc : unused)
+      inArena.insert(alloc);
+    SmallVector<LinearSize> delta(numSteps + 1);
+    for (const BlockMemoryModel::Buffer &b : model.getBuffers()) {
+      if (inArena.count(b.alloc) || b.users.empty())
+        continue;
+      delta[b.users.front()] += b.size;
+      delta[(b.dealloc ? b.users.back() : numSteps - 1) + 1] -= b.size;
+    }
+    LinearSize live;
+    for (unsigned s = 0; s < numSteps; ++s) {
+      live += delta[s];
+      leftOutPeak = model.max(leftOutPeak, live);
+    }
+  }
+  plan.peakAfter = plan.arenaSize + leftOutPeak;
+
   // Never above `limit` (moe-optimize: the peak of the function as written).
   // Without one, never worse than the current order beyond the rounding of
   // each item's constant part: with tiny per-token sizes, alignment can cost
   // more than allocating each buffer on its own.
   LinearSize roundingSlack(0, kPlanAlignment * int64_t(items.size()));
   LinearSize unplanned = limit ? *limit : plan.peakBefore;
-  if (model.less(limit ? unplanned : unplanned + roundingSlack, plan.arenaSize)) {
+  if (model.less(limit ? unplanned : unplanned + roundingSlack, plan.peakAfter)) {
     llvm::raw_string_ostream os(plan.reason);
-    os << "the arena (" << plan.arenaSize << " bytes) would exceed the "
-       << "unplanned peak (" << unplanned << " bytes)";
+    os << "the arena (" << plan.arenaSize << " bytes)";
+    if (leftOutPeak != LinearSize())
+      os << " with the buffers outside it (up to " << leftOutPeak
+         << " bytes)";
+    os << " would exceed the unplanned peak (" << unplanned << " bytes)";
     return plan;
   }
 
@@ -384,7 +424,7 @@ struct PlanMemoryPass : public moe::impl::MoEPlanMemoryBase<PlanMemoryPass> {
       MemoryPlan plan = planMemory(func, tokenHint, std::nullopt, nullptr,
                                    reporter.enabled());
       peakBefore += plan.peakBefore.evaluate(tokenHint);
-      peakAfter += (plan.applied ? plan.arenaSize : plan.peakBefore)
+      peakAfter += (plan.applied ? plan.peakAfter : plan.peakBefore)
                        .evaluate(tokenHint);
       if (plan.applied) {
         arenaBytes += plan.arenaSize.evaluate(tokenHint);

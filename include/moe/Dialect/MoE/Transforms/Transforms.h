@@ -66,11 +66,25 @@ struct MemoryPlan {
   bool applied = false;
   std::string reason;
   LinearSize arenaSize;
+  /// The transient peak with the plan: the arena, plus the most that the
+  /// buffers outside it (MemoryPlan::leftOut, allocas, returned buffers)
+  /// hold at one time.
+  LinearSize peakAfter;
   /// The transient peak before planning (buffers and workspaces).
   LinearSize peakBefore;
   /// The largest live set: no arena can be smaller.
   LinearSize lowerBound;
   SmallVector<PlannedItem> items;
+  /// Buffers left out of the arena (they keep their own allocation), with
+  /// the reason: an alias that escapes, is freed by another op or is used by
+  /// an op with unknown effects, or a non-default memory space.
+  struct LeftOut {
+    Operation *alloc;
+    std::string reason;
+    /// The buffer's SSA name (empty unless items are named).
+    std::string name;
+  };
+  SmallVector<LeftOut> leftOut;
 };
 
 /// Packs the buffers and workspaces of `func`'s entry block into one arena,
