@@ -23,6 +23,11 @@
 
 using namespace mlir;
 
+namespace mlir::moe::test {
+/// Checks every arena nested in `root`; emits an error per violation.
+LogicalResult checkPlannedMemory(Operation *root);
+} // namespace mlir::moe::test
+
 namespace {
 struct TestCheckArenaPass : PassWrapper<TestCheckArenaPass, OperationPass<>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(TestCheckArenaPass)
@@ -58,7 +63,7 @@ struct TestCheckArenaPass : PassWrapper<TestCheckArenaPass, OperationPass<>> {
            !func.getArgAttr(index, "llvm.nocapture");
   }
 
-  LogicalResult checkArena(Operation *arena, BufferViewFlowAnalysis &flow) {
+  static LogicalResult checkArena(Operation *arena, BufferViewFlowAnalysis &flow) {
     Block *block = arena->getBlock();
     SmallVector<Operation *> deallocs;
     for (Operation *user : arena->getUsers())
@@ -106,23 +111,27 @@ struct TestCheckArenaPass : PassWrapper<TestCheckArenaPass, OperationPass<>> {
   }
 
   void runOnOperation() override {
-    bool ok = true;
-    getOperation()->walk([&](FunctionOpInterface func) {
-      std::optional<BufferViewFlowAnalysis> flow;
-      func->walk([&](memref::AllocOp alloc) {
-        if (!alloc->hasAttr(moe::kArenaAttrName))
-          return;
-        if (!flow)
-          flow.emplace(func);
-        ok &= succeeded(checkArena(alloc, *flow));
-      });
-    });
-    if (!ok)
+    if (failed(moe::test::checkPlannedMemory(getOperation())))
       signalPassFailure();
   }
 };
 } // namespace
 
 namespace mlir::moe::test {
+LogicalResult checkPlannedMemory(Operation *root) {
+  bool ok = true;
+  root->walk([&](FunctionOpInterface func) {
+    std::optional<BufferViewFlowAnalysis> flow;
+    func->walk([&](memref::AllocOp alloc) {
+      if (!alloc->hasAttr(moe::kArenaAttrName))
+        return;
+      if (!flow)
+        flow.emplace(func);
+      ok &= succeeded(TestCheckArenaPass::checkArena(alloc, *flow));
+    });
+  });
+  return success(ok);
+}
+
 void registerTestCheckArenaPass() { PassRegistration<TestCheckArenaPass>(); }
 } // namespace mlir::moe::test

@@ -23,15 +23,22 @@
 // alone:  moe-opt-fuzzer crash-<sha1>   (see docs/fuzzing.md).
 //
 // The dialects are those the moe passes deal with (moe, func, arith, memref,
-// linalg, scf, cf, llvm), not every upstream dialect: the target is our
+// linalg, scf, cf, llvm, bufferization), not every upstream dialect: the target is our
 // code, not upstream parsers.
 //
 // Structure-aware mode: with MOE_FUZZ_STRUCTURED=1 in the environment
 // (scripts/fuzz.sh --structured) a custom mutator also parses the
 // input and mutates it as IR (swap operands of the same type, move an op,
 // clone or erase an op, toggle unit attributes, change integer attributes,
-// make a static dimension dynamic), then prints it: most mutants stay
-// well-formed programs, so the passes see far more of them.
+// make a static dimension dynamic; route a buffer through a region result,
+// a loop's iteration argument or a cast; hand a buffer to a dealloc through a
+// cast, a realloc or a bufferization.dealloc; move an allocation into another
+// memory space), then prints it: most mutants stay well-formed programs, so
+// the passes see far more of them.
+//
+// After moe-optimize and after the planner, every arena is checked as
+// moe-test-check-arena does: planned memory that is returned, leaves its
+// block, outlives the arena or is freed by another op is a bug.
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
@@ -39,9 +46,12 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/InitMoE.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -66,6 +76,11 @@
 using namespace mlir;
 
 extern "C" size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t maxSize);
+
+namespace mlir::moe::test {
+/// test/lib/TestCheckArena.cpp: moe-test-check-arena's check.
+LogicalResult checkPlannedMemory(Operation *root);
+} // namespace mlir::moe::test
 
 namespace {
 
@@ -110,6 +125,25 @@ bool runAndCheck(PassManager &pm, ModuleOp module, const char *what) {
   if (failed(verify(module)))
     bug(what, module);
   return true;
+}
+
+/// True if some op of `module` carries `moe.arena` (the input may: it is
+/// then the input's arena, not ours, and may be anything).
+bool hasArena(ModuleOp module) {
+  return module
+      .walk([](Operation *op) {
+        return op->hasAttr("moe.arena") ? WalkResult::interrupt()
+                                        : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
+/// Planned memory (the views of a `moe.arena` the passes made) must stay in
+/// its block and lifetime and be freed only with the arena
+/// (moe-test-check-arena).
+void checkArenas(ModuleOp module) {
+  if (failed(moe::test::checkPlannedMemory(module)))
+    bug("planned memory escapes its arena or is freed by another op", module);
 }
 
 void exerciseCompile(MLIRContext &context, ModuleOp module) {
@@ -161,12 +195,15 @@ void runOne(StringRef input) {
   }
 
   OwningOpRef<ModuleOp> heuristic = module->clone();
+  const bool inputHasArena = hasArena(*module);
 
   // moe-opt --moe-optimize.
   PassManager optimize(context.get());
   optimize.addPass(moe::createMoEOptimize());
   bool optimized = runAndCheck(
       optimize, *module, "moe-optimize succeeded but the IR does not verify");
+  if (optimized && !inputHasArena)
+    checkArenas(*module);
 
   // The heuristic scheduler and the planner at another token hint (chosen by
   // the input's hash, so that a crash reproduces), with
@@ -191,9 +228,11 @@ void runOne(StringRef input) {
     plan.tokenHint = hint;
     plan.reportFile = "-";
     pm.addPass(moe::createMoEPlanMemory(plan));
-    runAndCheck(pm, *heuristic,
-                "the scheduler (heuristic) or the planner succeeded but the IR "
-                "does not verify");
+    if (runAndCheck(pm, *heuristic,
+                    "the scheduler (heuristic) or the planner succeeded but "
+                    "the IR does not verify") &&
+        !inputHasArena)
+      checkArenas(*heuristic);
   }
 
   if (optimized) {
@@ -206,10 +245,120 @@ void runOne(StringRef input) {
 // Structure-aware mutation
 //===----------------------------------------------------------------------===//
 
+/// A memref value of `op` (a result, else an operand) and its uses after
+/// `op` in the same block.
+static Value pickMemRef(Operation *op, std::mt19937 &rng) {
+  SmallVector<Value> values;
+  for (Value v : op->getResults())
+    if (isa<MemRefType>(v.getType()))
+      values.push_back(v);
+  if (values.empty())
+    for (Value v : op->getOperands())
+      if (isa<MemRefType>(v.getType()))
+        values.push_back(v);
+  if (values.empty())
+    return nullptr;
+  return values[rng() % values.size()];
+}
+
+/// The uses of `value` by ops after `after` in its block (or nested in them).
+static SmallVector<OpOperand *> usesAfter(Value value, Operation *after) {
+  SmallVector<OpOperand *> uses;
+  for (OpOperand &use : value.getUses()) {
+    Operation *user = after->getBlock()->findAncestorOpInBlock(*use.getOwner());
+    if (user && after->isBeforeInBlock(user))
+      uses.push_back(&use);
+  }
+  return uses;
+}
+
+/// Routes a memref through an alias the planner must follow: the result of
+/// an scf.execute_region or of a one-trip scf.for that yields it, or a
+/// memref.cast; the later uses in the block take the alias.
+static bool mutateAlias(Operation *op, std::mt19937 &rng) {
+  Value value = pickMemRef(op, rng);
+  if (!value || op->hasTrait<OpTrait::IsTerminator>())
+    return false;
+  Operation *at = op;
+  SmallVector<OpOperand *> uses = usesAfter(value, at);
+  OpBuilder b(op->getContext());
+  b.setInsertionPointAfter(at);
+  Location loc = op->getLoc();
+  Value alias;
+  switch (rng() % 3) {
+  case 0: {
+    auto region = scf::ExecuteRegionOp::create(b, loc, value.getType());
+    Block *body = b.createBlock(&region.getRegion());
+    b.setInsertionPointToStart(body);
+    scf::YieldOp::create(b, loc, value);
+    alias = region.getResult(0);
+    break;
+  }
+  case 1: {
+    Value lb = arith::ConstantIndexOp::create(b, loc, 0);
+    Value ub = arith::ConstantIndexOp::create(b, loc, 1);
+    auto loop = scf::ForOp::create(b, loc, lb, ub, ub, ValueRange{value});
+    b.setInsertionPointToStart(loop.getBody());
+    scf::YieldOp::create(b, loc, loop.getRegionIterArgs()[0]);
+    alias = loop.getResult(0);
+    break;
+  }
+  default:
+    alias = memref::CastOp::create(b, loc, value.getType(), value);
+    break;
+  }
+  for (OpOperand *use : uses)
+    use->set(alias);
+  return true;
+}
+
+/// Adds an op that takes ownership of a memref after `op`: a dealloc through
+/// a cast, a realloc (1-D), or a bufferization.dealloc.
+static bool mutateOwnership(Operation *op, std::mt19937 &rng) {
+  Value value = pickMemRef(op, rng);
+  if (!value || op->hasTrait<OpTrait::IsTerminator>())
+    return false;
+  auto type = cast<MemRefType>(value.getType());
+  OpBuilder b(op->getContext());
+  b.setInsertionPointAfter(op);
+  Location loc = op->getLoc();
+  switch (rng() % 3) {
+  case 0: {
+    Value cast = memref::CastOp::create(b, loc, type, value);
+    memref::DeallocOp::create(b, loc, cast);
+    return true;
+  }
+  case 1: {
+    if (type.getRank() != 1 || !type.getLayout().isIdentity())
+      return false;
+    auto grown = MemRefType::get({ShapedType::kDynamic}, type.getElementType(),
+                                 MemRefLayoutAttrInterface(),
+                                 type.getMemorySpace());
+    Value size = arith::ConstantIndexOp::create(b, loc, 64);
+    memref::ReallocOp::create(b, loc, grown, value, size, IntegerAttr());
+    return true;
+  }
+  default: {
+    if (!type.getLayout().isIdentity())
+      return false;
+    auto base = memref::ExtractStridedMetadataOp::create(b, loc, value);
+    Value cond = arith::ConstantIntOp::create(b, loc, 1, 1);
+    bufferization::DeallocOp::create(b, loc, ValueRange{base.getBaseBuffer()},
+                                     ValueRange{cond}, ValueRange{});
+    return true;
+  }
+  }
+}
+
 /// Mutates `module` in place at the IR level; returns false when nothing
 /// applied. The result need not verify (the fuzzer checks that), but it
 /// prints and parses: only operands, positions and attributes change.
 bool mutateIR(ModuleOp module, std::mt19937 &rng) {
+  // Dialects load as the parser meets them: the ones whose ops the mutations
+  // create must be loaded (an op of an unloaded dialect is unregistered).
+  module.getContext()
+      ->loadDialect<arith::ArithDialect, bufferization::BufferizationDialect,
+                    memref::MemRefDialect, scf::SCFDialect>();
   SmallVector<Operation *> ops;
   module.walk([&](Operation *op) {
     if (op != module.getOperation())
@@ -221,7 +370,11 @@ bool mutateIR(ModuleOp module, std::mt19937 &rng) {
     return std::uniform_int_distribution<size_t>(0, n - 1)(rng);
   };
   Operation *op = ops[pick(ops.size())];
-  switch (pick(7)) {
+  unsigned kind = pick(11);
+  if (std::getenv("MOE_FUZZ_TRACE"))
+    std::fprintf(stderr, "mutation %u on %s\n", kind,
+                 op->getName().getStringRef().str().c_str());
+  switch (kind) {
   case 0: { // Replace an operand by another value of the same type in scope.
     if (op->getNumOperands() == 0)
       return false;
@@ -316,6 +469,23 @@ bool mutateIR(ModuleOp module, std::mt19937 &rng) {
     }
     return false;
   }
+  case 7: // Route a buffer through a region result or a cast.
+    return mutateAlias(op, rng);
+  case 8: // Hand a buffer to an op that frees or reallocates it.
+    return mutateOwnership(op, rng);
+  case 9: { // Move an allocation into another memory space.
+    auto alloc = dyn_cast<memref::AllocOp>(op);
+    if (!alloc)
+      return false;
+    MemRefType type = alloc.getType();
+    Attribute space;
+    if (!type.getMemorySpace())
+      space = IntegerAttr::get(IntegerType::get(op->getContext(), 64),
+                               1 + int64_t(pick(3)));
+    alloc.getResult().setType(MemRefType::get(
+        type.getShape(), type.getElementType(), type.getLayout(), space));
+    return true;
+  }
   default: { // Make a static dimension of a memref result dynamic, or back.
     for (OpResult result : op->getResults()) {
       auto type = dyn_cast<MemRefType>(result.getType());
@@ -340,7 +510,7 @@ extern "C" int LLVMFuzzerInitialize(int *argc, char ***argv) {
   registry = new DialectRegistry();
   moe::registerAllDialects(*registry);
   registry->insert<linalg::LinalgDialect, scf::SCFDialect,
-                   cf::ControlFlowDialect>();
+                   cf::ControlFlowDialect, bufferization::BufferizationDialect>();
 
   // The reports go to stdout; libFuzzer writes to stderr. MOE_FUZZ_STDOUT=1
   // keeps stdout (to see the reports of one input).

@@ -111,8 +111,14 @@ def MoEPlanMemory : MoEMemoryPass<"moe-plan-memory",
     plan is only applied when the arena is no larger than the unplanned peak
     (at the token hint); otherwise, and for a function whose dynamic sizes do
     not all use one token-count value, the function is left unchanged and the
-    report says why. Buffers that leave the function (returned) and
-    `memref.alloca` stay as they are.
+    report says why. The arena is freed at the end of the block: a buffer
+    goes into it only when every alias of it (BufferViewFlowAnalysis) stays
+    in the block and nothing but its own dealloc frees it, and only in the
+    default memory space. Other buffers (returned, yielded out, passed to
+    another block or to a call without `llvm.nocapture`, freed or
+    reallocated by another op, used by an op with unknown effects, in
+    another memory space) keep their allocation, with a remark saying why;
+    so do `memref.alloca`s.
   }];
   let options = commonOptions;
   let statistics = !listconcat(commonStatistics, [
