@@ -6,6 +6,7 @@
 // it, exactly as upstream analyses see them.
 //
 //===----------------------------------------------------------------------===//
+#include "moe/Dialect/MoE/IR/MoEContract.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -36,6 +37,8 @@ struct TestPrintEffectsPass
     getOperation()->walk([](Operation *op) {
       auto iface = dyn_cast<MemoryEffectOpInterface>(op);
       auto workspace = dyn_cast<moe::WorkspaceOpInterface>(op);
+      if (workspace && !moe::hasWorkspace(op))
+        workspace = nullptr; // every moe op has the interface; most need none
       if (!iface && !workspace)
         return;
       std::string text;

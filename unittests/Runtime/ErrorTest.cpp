@@ -161,16 +161,16 @@ TEST_F(RuntimeTest, TopKValidatesItsArguments) {
                       (moert_scoring)scoring, nGroup, topkGroup, 1, scale);
   };
   EXPECT_INVALID(topk(logits.data(), 8, 9, 0, 1, 1, 1.0f), "moert_topk",
-                 "K = 9", "E = 8");
+                 "k = 9", "number of experts (8)");
   EXPECT_INVALID(topk(logits.data(), 8, 0, 0, 1, 1, 1.0f), "moert_topk", "K");
   EXPECT_INVALID(topk(logits.data(), 8, 2, 0, 3, 1, 1.0f), "moert_topk",
-                 "n_group = 3", "does not divide");
+                 "n_group = 3", "must divide the number of experts (8)");
   EXPECT_INVALID(topk(logits.data(), 8, 2, 0, 0, 1, 1.0f), "moert_topk",
                  "n_group");
   EXPECT_INVALID(topk(logits.data(), 8, 2, 0, 4, 5, 1.0f), "moert_topk",
                  "topk_group");
   EXPECT_INVALID(topk(logits.data(), 8, 4, 1, 4, 1, 1.0f), "moert_topk",
-                 "K = 4", "topk_group");
+                 "k = 4", "topk_group");
   EXPECT_INVALID(topk(logits.data(), 8, 2, 2, 1, 1, 1.0f), "moert_topk",
                  "scoring");
   EXPECT_INVALID(topk(logits.data(), 8, 2, 0, 1, 1, std::nanf("")),
@@ -221,7 +221,8 @@ TEST_F(RuntimeTest, RoutedExpertsValidateTheirArguments) {
   EXPECT_INVALID(routed(ids.data(), MOERT_BF16, -1, K, x.data(), out.data()),
                  "moert_routed_experts", "T");
   EXPECT_INVALID(routed(ids.data(), MOERT_BF16, T, 5, x.data(), out.data()),
-                 "moert_routed_experts", "K = 5", "E = 4");
+                 "moert_routed_experts", "k = 5",
+                 "number of experts (4)");
   // Output overlapping hidden without being it.
   Buffer big(MOERT_BF16, 2 * T * H);
   EXPECT_INVALID(routed(ids.data(), MOERT_BF16, T, K, big.data(),

@@ -9,6 +9,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
+#include "mlir/Transforms/DialectConversion.h"
 
 namespace mlir {
 namespace moe {
@@ -22,6 +23,16 @@ namespace moe {
 /// Adds the lowering from moe IR on memrefs (after convert-moe-to-runtime)
 /// to the LLVM dialect: linalg to loops, scf/cf, memref (allocations through
 /// the runtime), arith, index, func, and reconciles casts.
+/// The patterns of convert-moe-to-runtime: every moe op becomes a call of
+/// its op contract's runtime function (moe/Runtime/OpContract.h), and a
+/// contiguous memref.copy becomes moert_copy. Types are unchanged (memrefs
+/// stay memrefs; `converter` may be the identity). The ops must be
+/// lowerable: contiguous buffers, a planned workspace's arena in its block.
+void populateMoEToRuntimeConversionPatterns(const TypeConverter &converter,
+                                            RewritePatternSet &patterns);
+/// moe ops and contiguous memref.copy are illegal; everything else is legal.
+void configureMoEToRuntimeConversionTarget(ConversionTarget &target);
+
 void buildLowerToLLVMPipeline(OpPassManager &pm);
 
 /// Registers `moe-lower-to-llvm`: convert-moe-to-runtime followed by the

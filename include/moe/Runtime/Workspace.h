@@ -50,6 +50,29 @@ static inline int64_t moert_linear_eval(moert_linear_size size, int64_t T) {
   return size.per_token * T + size.constant;
 }
 
+/* Saturating arithmetic on non-negative sizes: a result beyond int64 is
+ * MOERT_SIZE_OVERFLOW (INT64_MAX), so the formulas below never overflow and
+ * a caller can tell a size that does not fit. */
+#define MOERT_SIZE_OVERFLOW INT64_MAX
+static inline int64_t moert_sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? MOERT_SIZE_OVERFLOW : r;
+}
+static inline int64_t moert_sat_mul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? MOERT_SIZE_OVERFLOW : r;
+}
+
+/* per_token * T + constant, saturating: MOERT_SIZE_OVERFLOW when it does not
+ * fit in int64 (or a term already saturated). */
+static inline int64_t moert_linear_eval_checked(moert_linear_size size,
+                                                int64_t T) {
+  if (size.per_token == MOERT_SIZE_OVERFLOW ||
+      size.constant == MOERT_SIZE_OVERFLOW)
+    return MOERT_SIZE_OVERFLOW;
+  return moert_sat_add(moert_sat_mul(size.per_token, T), size.constant);
+}
+
 /* Routed experts:
  *   routing metadata : expert offsets (E+1) int32, the (token, slot) pairs
  *                      sorted by expert and the inverse permutation, 2*T*K int32
@@ -63,8 +86,11 @@ static inline moert_linear_size moert_routed_experts_workspace(
     int64_t H, int64_t E, int64_t K, int64_t I, int64_t B) {
   int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
   moert_linear_size size;
-  size.per_token = K * (2 * 4 + I * B + C * B);
-  size.constant = (E + 1) * 4 + MOERT_WORKSPACE_SLACK(5);
+  size.per_token = moert_sat_mul(
+      K, moert_sat_add(moert_sat_add(2 * 4, moert_sat_mul(I, B)),
+                       moert_sat_mul(C, B)));
+  size.constant = moert_sat_add(moert_sat_mul(moert_sat_add(E, 1), 4),
+                                MOERT_WORKSPACE_SLACK(5));
   return size;
 }
 
@@ -72,7 +98,7 @@ static inline moert_linear_size moert_routed_experts_workspace(
 static inline moert_linear_size moert_shared_experts_workspace(int64_t I,
                                                                int64_t B) {
   moert_linear_size size;
-  size.per_token = I * B;
+  size.per_token = moert_sat_mul(I, B);
   size.constant = MOERT_WORKSPACE_SLACK(1);
   return size;
 }

@@ -1,11 +1,20 @@
 //===- MoEToRuntime.cpp - moe ops to calls into the moert runtime ---------===//
+//
+// One conversion pattern lowers every moe op: the op contract
+// (moe/Runtime/OpContract.h) gives its runtime function and the order and
+// kind of that function's arguments (data pointers, dtype codes, the
+// workspace pointer, sizes, attributes). A second pattern lowers contiguous
+// memref.copy to moert_copy.
+//
+//===----------------------------------------------------------------------===//
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEContract.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
-#include "llvm/ADT/TypeSwitch.h"
+#include "mlir/Transforms/DialectConversion.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETORUNTIME
@@ -17,57 +26,33 @@ using namespace mlir::moe;
 
 namespace {
 
-/// moert_dtype codes (moe_runtime.h).
-FailureOr<int32_t> dtypeCode(Type type) {
-  if (type.isBF16())
-    return 0;
-  if (type.isF16())
-    return 1;
-  if (type.isF32())
-    return 2;
-  if (type.isInteger(32))
-    return 3;
-  return failure();
-}
-
-/// Emits the calls of one function.
-class RuntimeCallBuilder {
+/// Emits the pieces of a runtime call before one op.
+class CallBuilder {
 public:
-  RuntimeCallBuilder(ModuleOp module, Operation *op)
-      : module(module), builder(op), loc(op->getLoc()),
-        ptrType(LLVM::LLVMPointerType::get(op->getContext())),
+  CallBuilder(OpBuilder &builder, Location loc)
+      : builder(builder), loc(loc),
+        ptrType(LLVM::LLVMPointerType::get(builder.getContext())),
         i64(builder.getI64Type()), i32(builder.getI32Type()),
         f32(builder.getF32Type()) {}
 
   /// The aligned data pointer of a contiguous memref.
-  FailureOr<Value> pointer(Operation *op, Value memref, StringRef name) {
-    auto type = cast<MemRefType>(memref.getType());
-    if (!type.getLayout().isIdentity())
-      return op->emitOpError() << "operand '" << name
-                               << "' must be contiguous (identity layout) to "
-                                  "be passed to the runtime, got "
-                               << type;
+  Value pointer(Value memref) {
     Value index =
         memref::ExtractAlignedPointerAsIndexOp::create(builder, loc, memref);
     Value address = arith::IndexCastOp::create(builder, loc, i64, index);
-    return LLVM::IntToPtrOp::create(builder, loc, ptrType, address).getResult();
+    return LLVM::IntToPtrOp::create(builder, loc, ptrType, address);
   }
-
-  /// The pointers of several named operands, in order.
-  FailureOr<SmallVector<Value>>
-  pointers(Operation *op, ArrayRef<std::pair<Value, StringRef>> operands) {
-    SmallVector<Value> result;
-    for (auto [value, name] : operands) {
-      FailureOr<Value> p = pointer(op, value, name);
-      if (failed(p))
-        return failure();
-      result.push_back(*p);
-    }
-    return result;
-  }
-
   Value null() { return LLVM::ZeroOp::create(builder, loc, ptrType); }
-
+  Value constant64(int64_t v) {
+    return arith::ConstantIntOp::create(builder, loc, i64, v);
+  }
+  Value constant32(int64_t v) {
+    return arith::ConstantIntOp::create(builder, loc, i32, v);
+  }
+  Value constantF32(double v) {
+    return arith::ConstantFloatOp::create(builder, loc, cast<FloatType>(f32),
+                                          APFloat(float(v)));
+  }
   /// Dimension `d` of `memref` as i64 (a constant when static).
   Value dim(Value memref, unsigned d) {
     auto type = cast<MemRefType>(memref.getType());
@@ -77,235 +62,253 @@ public:
     return arith::IndexCastOp::create(builder, loc, i64, index);
   }
 
-  Value constant64(int64_t v) {
-    return arith::ConstantIntOp::create(builder, loc, i64, v);
-  }
-  Value constant32(int64_t v) {
-    return arith::ConstantIntOp::create(builder, loc, i32, v);
-  }
-  Value constantF32(float v) {
-    return arith::ConstantFloatOp::create(builder, loc, cast<FloatType>(f32),
-                                          APFloat(v));
-  }
-
-  FailureOr<Value> dtype(Operation *op, Value memref) {
-    FailureOr<int32_t> code =
-        dtypeCode(cast<MemRefType>(memref.getType()).getElementType());
-    if (failed(code))
-      return op->emitOpError() << "has an element type the runtime does not "
-                                  "support";
-    return constant32(*code);
-  }
-
-  /// The workspace pointer: into the arena when planned, else null.
-  FailureOr<Value> workspace(Operation *op, Value tokensOf) {
-    auto offset = op->getAttrOfType<DenseI64ArrayAttr>(kWorkspaceOffsetAttrName);
-    if (!offset)
-      return null();
-    Value arena;
-    unsigned arenas = 0;
-    for (Operation &candidate : *op->getBlock())
-      if (candidate.hasAttr(kArenaAttrName)) {
-        arena = candidate.getResult(0);
-        ++arenas;
-      }
-    if (!arena)
-      return op->emitOpError() << "has a planned workspace but its block has no "
-                                  "arena (run moe-plan-memory on the whole "
-                                  "function)";
-    if (arenas > 1)
-      return op->emitOpError() << "has a planned workspace but its block has "
-                               << arenas << " arenas (moe-plan-memory makes one)";
-    if (!arena.getDefiningOp()->isBeforeInBlock(op))
-      return op->emitOpError() << "has a planned workspace but the arena is "
-                                  "allocated after it";
-    FailureOr<Value> base = pointer(op, arena, "arena");
-    if (failed(base))
-      return failure();
-    Value bytes = constant64(offset[1]);
-    if (offset[0] != 0) {
-      Value perToken = arith::MulIOp::create(builder, loc, dim(tokensOf, 0),
-                                             constant64(offset[0]));
-      bytes = arith::AddIOp::create(builder, loc, perToken, bytes);
-    }
-    return LLVM::GEPOp::create(builder, loc, ptrType, builder.getI8Type(), *base,
-                               ValueRange{bytes})
-        .getResult();
-  }
-
-  /// Calls `name`, declaring it on first use.
-  void call(StringRef name, ValueRange args) {
-    auto fn = module.lookupSymbol<func::FuncOp>(name);
-    if (!fn) {
-      OpBuilder moduleBuilder = OpBuilder::atBlockEnd(module.getBody());
-      fn = func::FuncOp::create(
-          moduleBuilder, loc, name,
-          FunctionType::get(module.getContext(), args.getTypes(), {i32}));
-      fn.setPrivate();
-    }
-    func::CallOp::create(builder, loc, fn, args);
-  }
-
-  ModuleOp module;
-  OpBuilder builder;
+  OpBuilder &builder;
   Location loc;
   Type ptrType, i64, i32, f32;
 };
 
-LogicalResult lower(ModuleOp module, GateOp op) {
-  RuntimeCallBuilder b(module, op);
-  auto ptrs = b.pointers(op, {{op.getHidden(), "hidden"},
-                              {op.getGateWeight(), "gate_weight"},
-                              {op.getLogits(), "logits"}});
-  FailureOr<Value> hiddenType = b.dtype(op, op.getHidden());
-  FailureOr<Value> weightType = b.dtype(op, op.getGateWeight());
-  if (failed(ptrs) || failed(hiddenType) || failed(weightType))
-    return failure();
-  Value hidden = (*ptrs)[0], weight = (*ptrs)[1], logits = (*ptrs)[2];
-  b.call("moert_gate", {hidden, *hiddenType, weight, *weightType, logits,
-                        b.dim(op.getHidden(), 0), b.dim(op.getHidden(), 1),
-                        b.dim(op.getGateWeight(), 0)});
-  return success();
+/// Declares `name` in `module` on first use and calls it.
+void callRuntime(OpBuilder &builder, Location loc, ModuleOp module,
+                 StringRef name, ValueRange args) {
+  auto fn = module.lookupSymbol<func::FuncOp>(name);
+  if (!fn) {
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToEnd(module.getBody());
+    fn = func::FuncOp::create(
+        builder, loc, name,
+        FunctionType::get(module.getContext(), args.getTypes(),
+                          {builder.getI32Type()}));
+    fn.setPrivate();
+  }
+  func::CallOp::create(builder, loc, fn, args);
 }
 
-LogicalResult lower(ModuleOp module, TopKOp op) {
-  RuntimeCallBuilder b(module, op);
-  auto ptrs = b.pointers(op, {{op.getLogits(), "logits"},
-                              {op.getTopkIds(), "topk_ids"},
-                              {op.getTopkWeights(), "topk_weights"}});
-  FailureOr<Value> bias = op.getBias() ? b.pointer(op, op.getBias(), "bias")
-                                       : FailureOr<Value>(b.null());
-  if (failed(ptrs) || failed(bias))
-    return failure();
-  b.call("moert_topk",
-         {(*ptrs)[0], *bias, (*ptrs)[1], (*ptrs)[2], b.dim(op.getLogits(), 0),
-          b.dim(op.getLogits(), 1), b.constant64(op.getK()),
-          b.constant32(static_cast<int32_t>(op.getScoring())),
-          b.constant64(op.getNGroup()), b.constant64(op.getTopkGroup()),
-          b.constant32(op.getRenormalize() ? 1 : 0),
-          b.constantF32(op.getRoutedScalingFactor().convertToFloat())});
-  return success();
+/// The arena of a planned workspace's block, or an error.
+FailureOr<Value> getArena(Operation *op) {
+  Value arena;
+  unsigned arenas = 0;
+  for (Operation &candidate : *op->getBlock())
+    if (candidate.hasAttr(kArenaAttrName)) {
+      arena = candidate.getResult(0);
+      ++arenas;
+    }
+  if (!arena)
+    return op->emitOpError() << "has a planned workspace but its block has no "
+                                "arena (run moe-plan-memory on the whole "
+                                "function)";
+  if (arenas > 1)
+    return op->emitOpError() << "has a planned workspace but its block has "
+                             << arenas << " arenas (moe-plan-memory makes one)";
+  if (!arena.getDefiningOp()->isBeforeInBlock(op))
+    return op->emitOpError() << "has a planned workspace but the arena is "
+                                "allocated after it";
+  return arena;
 }
 
-LogicalResult lower(ModuleOp module, RoutedExpertsOp op) {
-  RuntimeCallBuilder b(module, op);
-  auto ptrs = b.pointers(
-      op, {{op.getHidden(), "hidden"}, {op.getTopkIds(), "topk_ids"},
-           {op.getTopkWeights(), "topk_weights"}, {op.getW13(), "w13"},
-           {op.getW2(), "w2"}, {op.getOutput(), "output"}});
-  FailureOr<Value> workspace = b.workspace(op, op.getHidden());
-  FailureOr<Value> dtype = b.dtype(op, op.getHidden());
-  if (failed(ptrs) || failed(workspace) || failed(dtype))
-    return failure();
-  SmallVector<Value> args(*ptrs);
-  args.append({*workspace, *dtype, b.dim(op.getHidden(), 0),
-               b.constant64(op.getHiddenSize()), b.constant64(op.getNumExperts()),
-               b.constant64(op.getTopK()),
-               b.constant64(op.getIntermediateSize())});
-  b.call("moert_routed_experts", args);
-  return success();
+/// The operand and dimension that carry symbol `sym` (factor 1).
+std::pair<int, unsigned> symbolSource(const contract::OpSpec &spec,
+                                      ArrayRef<Value> operands,
+                                      contract::Sym sym) {
+  for (auto [i, operand] : llvm::enumerate(spec.operands))
+    for (int d = 0; d < operand.rank; ++d)
+      if (operands[i] && operand.dims[d].sym == sym &&
+          operand.dims[d].factor == 1)
+        return {int(i), unsigned(d)};
+  return {-1, 0};
 }
 
-LogicalResult lower(ModuleOp module, SharedExpertsOp op) {
-  RuntimeCallBuilder b(module, op);
-  auto ptrs = b.pointers(op, {{op.getHidden(), "hidden"}, {op.getW13(), "w13"},
-                              {op.getW2(), "w2"}, {op.getOutput(), "output"}});
-  FailureOr<Value> workspace = b.workspace(op, op.getHidden());
-  FailureOr<Value> dtype = b.dtype(op, op.getHidden());
-  if (failed(ptrs) || failed(workspace) || failed(dtype))
-    return failure();
-  SmallVector<Value> args(*ptrs);
-  args.append({*workspace, *dtype, b.dim(op.getHidden(), 0),
-               b.constant64(op.getHiddenSize()),
-               b.constant64(op.getIntermediateSize())});
-  b.call("moert_shared_experts", args);
-  return success();
-}
+/// Every moe op: one call of its contract's runtime function.
+struct MoEOpToRuntimeCall : public ConversionPattern {
+  MoEOpToRuntimeCall(const TypeConverter &converter, MLIRContext *context)
+      : ConversionPattern(converter, MatchAnyOpTypeTag(), /*benefit=*/1,
+                          context) {}
 
-LogicalResult lower(ModuleOp module, AddOp op) {
-  RuntimeCallBuilder b(module, op);
-  auto ptrs = b.pointers(op, {{op.getLhs(), "lhs"},
-                              {op.getRhs(), "rhs"},
-                              {op.getOutput(), "output"}});
-  FailureOr<Value> dtype = b.dtype(op, op.getLhs());
-  if (failed(ptrs) || failed(dtype))
-    return failure();
-  SmallVector<Value> args(*ptrs);
-  args.append({*dtype, b.dim(op.getLhs(), 0), b.dim(op.getLhs(), 1),
-               b.constantF32(op.getScale().convertToFloat())});
-  b.call("moert_add", args);
-  return success();
-}
+  LogicalResult
+  matchAndRewrite(Operation *op, ArrayRef<Value> adaptorOperands,
+                  ConversionPatternRewriter &rewriter) const override {
+    const contract::OpSpec *spec = getContract(op);
+    auto module = dyn_cast_or_null<ModuleOp>(SymbolTable::getNearestSymbolTable(op));
+    if (!spec || !module)
+      return failure();
+    SmallVector<Value> operands = getContractOperands(op);
+    // The adaptor's values, in the same slots.
+    unsigned next = 0;
+    for (Value &v : operands)
+      if (v)
+        v = adaptorOperands[next++];
+    std::vector<contract::AttrValue> attrs = getContractAttrs(op);
+    contract::Sizes sizes = getContractSizes(op);
+    CallBuilder b(rewriter, op->getLoc());
+
+    auto size = [&](contract::Sym sym) -> Value {
+      auto [operand, d] = symbolSource(*spec, operands, sym);
+      if (operand >= 0)
+        return b.dim(operands[operand], d);
+      return b.constant64(sizes[size_t(sym)]);
+    };
+    SmallVector<Value> args;
+    for (const contract::AbiArg &arg : spec->abi) {
+      switch (arg.kind) {
+      case contract::AbiArg::Pointer:
+        args.push_back(operands[arg.index] ? b.pointer(operands[arg.index])
+                                           : b.null());
+        break;
+      case contract::AbiArg::DTypeOf: {
+        auto type = cast<MemRefType>(operands[arg.index].getType());
+        args.push_back(
+            b.constant32(int32_t(*getDType(type.getElementType()))));
+        break;
+      }
+      case contract::AbiArg::Workspace: {
+        auto offset =
+            op->getAttrOfType<DenseI64ArrayAttr>(kWorkspaceOffsetAttrName);
+        if (!offset) {
+          args.push_back(b.null());
+          break;
+        }
+        Value base = b.pointer(*getArena(op));
+        Value bytes = b.constant64(offset[1]);
+        if (offset[0] != 0) {
+          Value perToken = arith::MulIOp::create(
+              rewriter, op->getLoc(), size(contract::Sym::T),
+              b.constant64(offset[0]));
+          bytes = arith::AddIOp::create(rewriter, op->getLoc(), perToken, bytes);
+        }
+        args.push_back(LLVM::GEPOp::create(rewriter, op->getLoc(), b.ptrType,
+                                           rewriter.getI8Type(), base,
+                                           ValueRange{bytes}));
+        break;
+      }
+      case contract::AbiArg::Size:
+        args.push_back(size(arg.sym));
+        break;
+      case contract::AbiArg::Attribute: {
+        const contract::AttrSpec &attrSpec = spec->attrs[arg.index];
+        const contract::AttrValue &value = attrs[arg.index];
+        switch (attrSpec.kind) {
+        case contract::AttrKind::Int:
+          args.push_back(b.constant64(value.i));
+          break;
+        case contract::AttrKind::Float:
+          args.push_back(b.constantF32(value.f));
+          break;
+        case contract::AttrKind::Unit:
+          args.push_back(b.constant32(value.present ? 1 : 0));
+          break;
+        case contract::AttrKind::Enum:
+          args.push_back(b.constant32(value.i));
+          break;
+        }
+        break;
+      }
+      }
+    }
+    callRuntime(rewriter, op->getLoc(), module, spec->function, args);
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
 
 /// A copy between contiguous buffers goes through the runtime, so that it
 /// works on device memory too. Other copies keep the upstream lowering.
-LogicalResult lower(ModuleOp module, memref::CopyOp op) {
-  auto source = cast<MemRefType>(op.getSource().getType());
-  auto target = cast<MemRefType>(op.getTarget().getType());
-  if (!source.getLayout().isIdentity() || !target.getLayout().isIdentity())
+struct CopyToRuntimeCall : public OpConversionPattern<memref::CopyOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(memref::CopyOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto module = dyn_cast_or_null<ModuleOp>(SymbolTable::getNearestSymbolTable(op));
+    if (!module)
+      return failure();
+    auto source = cast<MemRefType>(op.getSource().getType());
+    CallBuilder b(rewriter, op.getLoc());
+    Value target = b.pointer(adaptor.getTarget());
+    Value sourcePtr = b.pointer(adaptor.getSource());
+    Value bytes = b.constant64(getElementBytes(source.getElementType()));
+    for (unsigned d = 0; d < source.getRank(); ++d)
+      bytes = arith::MulIOp::create(rewriter, op.getLoc(), bytes,
+                                    b.dim(adaptor.getSource(), d));
+    callRuntime(rewriter, op.getLoc(), module, "moert_copy",
+                {target, sourcePtr, bytes});
+    rewriter.eraseOp(op);
     return success();
-  RuntimeCallBuilder b(module, op);
-  auto ptrs = b.pointers(op, {{op.getTarget(), "target"},
-                              {op.getSource(), "source"}});
-  if (failed(ptrs))
+  }
+};
+
+bool isContiguousCopy(memref::CopyOp op) {
+  return cast<MemRefType>(op.getSource().getType()).getLayout().isIdentity() &&
+         cast<MemRefType>(op.getTarget().getType()).getLayout().isIdentity();
+}
+
+/// What the patterns assume, checked first with precise errors: the op is in
+/// a builtin.module, its buffers are contiguous, a planned workspace has its
+/// arena.
+LogicalResult checkLowerable(Operation *op) {
+  if (!isa_and_nonnull<ModuleOp>(SymbolTable::getNearestSymbolTable(op)))
+    return op->emitOpError() << "must be in a builtin.module (the symbol table "
+                                "that will declare the runtime functions)";
+  const contract::OpSpec *spec = getContract(op);
+  if (!spec && isa<MoEDialect>(op->getDialect()))
+    return op->emitOpError() << "has no runtime lowering (no op contract)";
+  if (!spec)
+    return success(); // memref.copy
+  SmallVector<Value> operands = getContractOperands(op);
+  for (auto [i, value] : llvm::enumerate(operands)) {
+    if (!value)
+      continue;
+    auto type = cast<MemRefType>(value.getType());
+    if (!type.getLayout().isIdentity())
+      return op->emitOpError()
+             << "operand '" << spec->operands[i].name
+             << "' must be contiguous (identity layout) to be passed to the "
+                "runtime, got "
+             << type;
+  }
+  if (op->hasAttr(kWorkspaceOffsetAttrName) && failed(getArena(op)))
     return failure();
-  Value bytes = b.constant64(getElementBytes(source.getElementType()));
-  for (unsigned d = 0; d < source.getRank(); ++d)
-    bytes = arith::MulIOp::create(b.builder, b.loc, bytes, b.dim(op.getSource(), d));
-  b.call("moert_copy", {(*ptrs)[0], (*ptrs)[1], bytes});
-  op.erase();
   return success();
 }
 
 struct ConvertMoEToRuntimePass
-    : public moe::impl::ConvertMoEToRuntimeBase<ConvertMoEToRuntimePass> {
+    : public mlir::moe::impl::ConvertMoEToRuntimeBase<ConvertMoEToRuntimePass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<Operation *> ops, copies;
-    module.walk([&](Operation *op) {
-      if (isa<MoEDialect>(op->getDialect()))
-        ops.push_back(op);
-      else if (isa<memref::CopyOp>(op))
-        copies.push_back(op);
-    });
-    // The runtime functions are declared in the module that holds the op
-    // (a nested module is a symbol table of its own).
-    auto moduleOf = [](Operation *op) {
-      return dyn_cast_or_null<ModuleOp>(SymbolTable::getNearestSymbolTable(op));
-    };
-    auto notInModule = [](Operation *op) {
-      return op->emitOpError() << "must be in a builtin.module (the symbol table "
-                                  "that will declare the runtime functions)";
-    };
     bool failedAny = false;
-    for (Operation *copy : copies) {
-      ModuleOp target = moduleOf(copy);
-      failedAny |= failed(target ? lower(target, cast<memref::CopyOp>(copy))
-                                 : notInModule(copy));
-    }
-    for (Operation *op : ops) {
-      ModuleOp target = moduleOf(op);
-      if (!target) {
-        (void)notInModule(op);
-        failedAny = true;
-        continue;
-      }
-      LogicalResult result =
-          TypeSwitch<Operation *, LogicalResult>(op)
-              .Case<GateOp, TopKOp, RoutedExpertsOp, SharedExpertsOp, AddOp>(
-                  [&](auto typed) { return lower(target, typed); })
-              .Default([](Operation *op) {
-                return op->emitOpError() << "has no runtime lowering";
-              });
-      if (failed(result)) {
-        failedAny = true;
-        continue;
-      }
-      op->erase();
-    }
+    module.walk([&](Operation *op) {
+      bool relevant = isa<MoEDialect>(op->getDialect()) ||
+                      (isa<memref::CopyOp>(op) &&
+                       isContiguousCopy(cast<memref::CopyOp>(op)));
+      if (relevant)
+        failedAny |= failed(checkLowerable(op));
+    });
     if (failedAny)
+      return signalPassFailure();
+
+    MLIRContext *context = &getContext();
+    TypeConverter converter;
+    converter.addConversion([](Type type) { return type; });
+    RewritePatternSet patterns(context);
+    populateMoEToRuntimeConversionPatterns(converter, patterns);
+    ConversionTarget target(*context);
+    configureMoEToRuntimeConversionTarget(target);
+    if (failed(applyPartialConversion(module, target, std::move(patterns))))
       signalPassFailure();
   }
 };
 
 } // namespace
+
+void mlir::moe::populateMoEToRuntimeConversionPatterns(
+    const TypeConverter &converter, RewritePatternSet &patterns) {
+  patterns.add<MoEOpToRuntimeCall, CopyToRuntimeCall>(converter,
+                                                     patterns.getContext());
+}
+
+void mlir::moe::configureMoEToRuntimeConversionTarget(ConversionTarget &target) {
+  target.addIllegalDialect<MoEDialect>();
+  target.addLegalDialect<arith::ArithDialect, func::FuncDialect,
+                         LLVM::LLVMDialect, memref::MemRefDialect>();
+  target.addDynamicallyLegalOp<memref::CopyOp>(
+      [](memref::CopyOp op) { return !isContiguousCopy(op); });
+  target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+}

@@ -43,7 +43,7 @@ func.func @gate_token_mismatch(%h: memref<4x64xbf16>, %w: memref<8x64xbf16>, %l:
 // -----
 
 func.func @gate_logits_not_f32(%h: memref<?x64xbf16>, %w: memref<8x64xbf16>, %l: memref<?x8xbf16>) {
-  // expected-error @+1 {{operand #2 must be 2D memref of 32-bit float values}}
+  // expected-error @+1 {{'logits' must have element type f32, got 'bf16'}}
   moe.gate ins(%h, %w : memref<?x64xbf16>, memref<8x64xbf16>) outs(%l : memref<?x8xbf16>)
   return
 }
@@ -51,7 +51,7 @@ func.func @gate_logits_not_f32(%h: memref<?x64xbf16>, %w: memref<8x64xbf16>, %l:
 // -----
 
 func.func @gate_hidden_rank(%h: memref<64xbf16>, %w: memref<8x64xbf16>, %l: memref<?x8xf32>) {
-  // expected-error @+1 {{operand #0 must be 2D memref of bfloat16 type or 16-bit float or 32-bit float values}}
+  // expected-error @+1 {{'hidden' must have rank 2, got 1}}
   moe.gate ins(%h, %w : memref<64xbf16>, memref<8x64xbf16>) outs(%l : memref<?x8xf32>)
   return
 }
@@ -59,7 +59,7 @@ func.func @gate_hidden_rank(%h: memref<64xbf16>, %w: memref<8x64xbf16>, %l: memr
 // -----
 
 func.func @gate_int_hidden(%h: memref<?x64xi32>, %w: memref<8x64xbf16>, %l: memref<?x8xf32>) {
-  // expected-error @+1 {{operand #0 must be 2D memref of bfloat16 type or 16-bit float or 32-bit float values}}
+  // expected-error @+1 {{'hidden' must have element type bf16, f16 or f32, got 'i32'}}
   moe.gate ins(%h, %w : memref<?x64xi32>, memref<8x64xbf16>) outs(%l : memref<?x8xf32>)
   return
 }
@@ -107,7 +107,7 @@ func.func @topk_ids_columns(%l: memref<?x8xf32>, %i: memref<?x3xi32>, %w: memref
 // -----
 
 func.func @topk_k_zero(%l: memref<?x8xf32>, %i: memref<?x2xi32>, %w: memref<?x2xf32>) {
-  // expected-error @+1 {{attribute 'k' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  // expected-error @+1 {{k must be at least 1, got 0}}
   moe.topk softmax ins(%l : memref<?x8xf32>) outs(%i, %w : memref<?x2xi32>, memref<?x2xf32>) {k = 0 : i64}
   return
 }
@@ -131,7 +131,7 @@ func.func @topk_n_group_divides(%l: memref<?x8xf32>, %i: memref<?x2xi32>, %w: me
 // -----
 
 func.func @topk_n_group_positive(%l: memref<?x8xf32>, %i: memref<?x2xi32>, %w: memref<?x2xf32>) {
-  // expected-error @+1 {{attribute 'n_group' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  // expected-error @+1 {{n_group must be at least 1, got 0}}
   moe.topk sigmoid ins(%l : memref<?x8xf32>) outs(%i, %w : memref<?x2xi32>, memref<?x2xf32>) {k = 2 : i64, n_group = 0 : i64}
   return
 }
@@ -187,7 +187,7 @@ func.func @topk_bias_size(%l: memref<?x8xf32>, %b: memref<16xf32>, %i: memref<?x
 // -----
 
 func.func @topk_ids_not_i32(%l: memref<?x8xf32>, %i: memref<?x2xi64>, %w: memref<?x2xf32>) {
-  // expected-error @+1 {{operand #1 must be 2D memref of 32-bit signless integer values}}
+  // expected-error @+1 {{'topk_ids' must have element type i32, got 'i64'}}
   moe.topk softmax ins(%l : memref<?x8xf32>) outs(%i, %w : memref<?x2xi64>, memref<?x2xf32>) {k = 2 : i64}
   return
 }
@@ -499,7 +499,7 @@ func.func @add_hidden_output(%a: memref<?x64xbf16>, %b: memref<?x64xbf16>, %o: m
 // -----
 
 func.func @add_scale_finite(%a: memref<?x64xbf16>, %b: memref<?x64xbf16>, %o: memref<?x64xbf16>) {
-  // expected-error @+1 {{scale must be finite, got INF}}
+  // expected-error @+1 {{scale must be finite, got inf}}
   moe.add ins(%a, %b : memref<?x64xbf16>, memref<?x64xbf16>) outs(%o : memref<?x64xbf16>) {scale = 0x7F800000 : f32}
   return
 }

@@ -1,5 +1,6 @@
 //===- MoEDialect.cpp - The moe dialect -----------------------------------===//
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEContract.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
@@ -40,7 +41,7 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     if (!offset || offset.size() != 2 || offset[0] < 0 || offset[1] < 0)
       return op->emitError() << "'moe.workspace_offset' must be array<i64: "
                                 "perToken, constant> with non-negative values";
-    if (!isa<WorkspaceOpInterface>(op))
+    if (!hasWorkspace(op))
       return op->emitError()
              << "'moe.workspace_offset' is only valid on an op with a workspace";
     return success();

@@ -46,7 +46,31 @@ def MoE_ScoringFunc : I32EnumAttr<"ScoringFunc",
   let cppNamespace = "::mlir::moe";
 }
 
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "moe/Dialect/MoE/IR/MoEInterfaces.td"
+
+// Every moe op's verifier, memory effects and workspace come from the op
+// contract (include/moe/Runtime/OpContract.h, lib/Dialect/MoE/IR/
+// MoEContract.cpp): the op's operand groups, in order, are the contract's
+// operands.
 class MoE_Op<string mnemonic, list<Trait> traits = []>
-    : Op<MoE_Dialect, mnemonic, traits>;
+    : Op<MoE_Dialect, mnemonic, !listconcat(traits, [
+        DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
+        DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>])> {
+  let hasVerifier = 1;
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::verify() {
+      return ::mlir::moe::verifyContract(getOperation());
+    }
+    void $cppClass::getEffects(
+        ::llvm::SmallVectorImpl<::mlir::SideEffects::EffectInstance<
+            ::mlir::MemoryEffects::Effect>> &effects) {
+      ::mlir::moe::getContractEffects(getOperation(), effects);
+    }
+    ::mlir::moe::LinearSize $cppClass::getWorkspaceSize() {
+      return ::mlir::moe::getContractWorkspace(getOperation());
+    }
+  }];
+}
 
 #endif // MOE_DIALECT_MOE_IR_MOEBASE_TD

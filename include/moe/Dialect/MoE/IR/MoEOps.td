@@ -6,11 +6,16 @@ include "moe/Dialect/MoE/IR/MoEBase.td"
 include "moe/Dialect/MoE/IR/MoEInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
-def MoE_FloatMemRef : MemRefRankOf<[BF16, F16, F32], [2]>;
-def MoE_FloatMemRef3D : MemRefRankOf<[BF16, F16, F32], [3]>;
-def MoE_F32MemRef2D : MemRefRankOf<[F32], [2]>;
-def MoE_F32MemRef1D : MemRefRankOf<[F32], [1]>;
-def MoE_I32MemRef2D : MemRefRankOf<[I32], [2]>;
+// Operand and attribute rules (element types, shapes, ranges, aliasing,
+// effects, workspace) are not declared here: the op contract
+// (include/moe/Runtime/OpContract.h) declares them once for the compiler, the
+// runtime and the tools, and every op's verifier, memory effects and
+// workspace come from it (MoE_Op in MoEBase.td). This file gives each op its
+// operands' and attributes' names (in the contract's order), its syntax and
+// its documentation. Attribute defaults here must equal the contract's
+// (they decide what the printer elides); test/Dialect/MoE/contract.mlir
+// checks it.
+def MoE_MemRef : MemRefOf<[AnyType]>;
 
 //===----------------------------------------------------------------------===//
 // moe.gate
@@ -31,14 +36,13 @@ def MoE_GateOp : MoE_Op<"gate"> {
     ```
   }];
   let arguments = (ins
-    Arg<MoE_FloatMemRef, "tokens (T x H)", [MemRead]>:$hidden,
-    Arg<MoE_FloatMemRef, "router weight (E x H)", [MemRead]>:$gate_weight,
-    Arg<MoE_F32MemRef2D, "logits (T x E)", [MemWrite]>:$logits);
+    MoE_MemRef:$hidden,
+    MoE_MemRef:$gate_weight,
+    MoE_MemRef:$logits);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $gate_weight `:` type($hidden) `,` type($gate_weight) `)`
     `outs` `(` $logits `:` type($logits) `)` attr-dict
   }];
-  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -74,14 +78,14 @@ def MoE_TopKOp : MoE_Op<"topk"> {
     ```
   }];
   let arguments = (ins
-    Arg<MoE_F32MemRef2D, "router logits (T x E)", [MemRead]>:$logits,
-    Arg<Optional<MoE_F32MemRef1D>, "selection bias (E)", [MemRead]>:$bias,
-    Arg<MoE_I32MemRef2D, "selected experts (T x k)", [MemWrite]>:$topk_ids,
-    Arg<MoE_F32MemRef2D, "their weights (T x k)", [MemWrite]>:$topk_weights,
+    MoE_MemRef:$logits,
+    Optional<MoE_MemRef>:$bias,
+    MoE_MemRef:$topk_ids,
+    MoE_MemRef:$topk_weights,
     MoE_ScoringFunc:$scoring,
-    ConfinedAttr<I64Attr, [IntPositive]>:$k,
-    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>, "1">:$n_group,
-    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>, "1">:$topk_group,
+    I64Attr:$k,
+    DefaultValuedAttr<I64Attr, "1">:$n_group,
+    DefaultValuedAttr<I64Attr, "1">:$topk_group,
     UnitAttr:$renormalize,
     DefaultValuedAttr<F32Attr, "1.0f">:$routed_scaling_factor);
   let assemblyFormat = [{
@@ -90,16 +94,13 @@ def MoE_TopKOp : MoE_Op<"topk"> {
     `outs` `(` $topk_ids `,` $topk_weights `:` type($topk_ids) `,` type($topk_weights) `)`
     attr-dict
   }];
-  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
 // moe.routed_experts
 //===----------------------------------------------------------------------===//
 
-def MoE_RoutedExpertsOp : MoE_Op<"routed_experts", [
-    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
-    DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>]> {
+def MoE_RoutedExpertsOp : MoE_Op<"routed_experts"> {
   let summary = "the routed experts: per-token weighted sum of k expert MLPs";
   let description = [{
     For every token `t` and slot `j < k`, with `e = topk_ids[t, j]`:
@@ -129,12 +130,12 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts", [
     ```
   }];
   let arguments = (ins
-    MoE_FloatMemRef:$hidden,
-    MoE_I32MemRef2D:$topk_ids,
-    MoE_F32MemRef2D:$topk_weights,
-    MoE_FloatMemRef3D:$w13,
-    MoE_FloatMemRef3D:$w2,
-    MoE_FloatMemRef:$output,
+    MoE_MemRef:$hidden,
+    MoE_MemRef:$topk_ids,
+    MoE_MemRef:$topk_weights,
+    MoE_MemRef:$w13,
+    MoE_MemRef:$w2,
+    MoE_MemRef:$output,
     UnitAttr:$inplace);
   let assemblyFormat = [{
     (`inplace` $inplace^)?
@@ -143,21 +144,13 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts", [
       type($w13) `,` type($w2) `)`
     `outs` `(` $output `:` type($output) `)` attr-dict
   }];
-  let hasVerifier = 1;
-  let extraClassDeclaration = [{
-    int64_t getNumExperts() { return getW13().getType().getDimSize(0); }
-    int64_t getTopK() { return getTopkIds().getType().getDimSize(1); }
-    int64_t getHiddenSize() { return getHidden().getType().getDimSize(1); }
-    int64_t getIntermediateSize() { return getW2().getType().getDimSize(2); }
-  }];
 }
 
 //===----------------------------------------------------------------------===//
 // moe.shared_experts
 //===----------------------------------------------------------------------===//
 
-def MoE_SharedExpertsOp : MoE_Op<"shared_experts", [
-    DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>]> {
+def MoE_SharedExpertsOp : MoE_Op<"shared_experts"> {
   let summary = "the shared-expert MLP applied to every token";
   let description = [{
     `output = down(SiLU(gate(hidden)) * up(hidden))`: `w13` stacks the gate
@@ -175,19 +168,14 @@ def MoE_SharedExpertsOp : MoE_Op<"shared_experts", [
     ```
   }];
   let arguments = (ins
-    Arg<MoE_FloatMemRef, "tokens (T x H)", [MemRead]>:$hidden,
-    Arg<MoE_FloatMemRef, "stacked gate/up weights (2I x H)", [MemRead]>:$w13,
-    Arg<MoE_FloatMemRef, "down weights (H x I)", [MemRead]>:$w2,
-    Arg<MoE_FloatMemRef, "result (T x H)", [MemWrite]>:$output);
+    MoE_MemRef:$hidden,
+    MoE_MemRef:$w13,
+    MoE_MemRef:$w2,
+    MoE_MemRef:$output);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $w13 `,` $w2 `:` type($hidden) `,` type($w13) `,`
       type($w2) `)`
     `outs` `(` $output `:` type($output) `)` attr-dict
-  }];
-  let hasVerifier = 1;
-  let extraClassDeclaration = [{
-    int64_t getHiddenSize() { return getHidden().getType().getDimSize(1); }
-    int64_t getIntermediateSize() { return getW2().getType().getDimSize(1); }
   }];
 }
 
@@ -210,15 +198,14 @@ def MoE_AddOp : MoE_Op<"add"> {
     ```
   }];
   let arguments = (ins
-    Arg<MoE_FloatMemRef, "routed result", [MemRead]>:$lhs,
-    Arg<MoE_FloatMemRef, "shared-expert result", [MemRead]>:$rhs,
-    Arg<MoE_FloatMemRef, "sum", [MemWrite]>:$output,
+    MoE_MemRef:$lhs,
+    MoE_MemRef:$rhs,
+    MoE_MemRef:$output,
     DefaultValuedAttr<F32Attr, "1.0f">:$scale);
   let assemblyFormat = [{
     `ins` `(` $lhs `,` $rhs `:` type($lhs) `,` type($rhs) `)`
     `outs` `(` $output `:` type($output) `)` attr-dict
   }];
-  let hasVerifier = 1;
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

@@ -1,0 +1,292 @@
+//===- Ops.cpp - The C entry points of the moe ops ------------------------===//
+//
+// Each moert_<op> function gathers its arguments into a Call and validates it
+// against the op contract (moe/Runtime/OpContract.h): sizes, element types,
+// attributes and the op's rules, then every buffer (non-null unless empty,
+// aligned to its elements, its size within int64), the aliasing the contract
+// allows between outputs and inputs, and the workspace. Only then does the
+// backend run. Messages start with the function's name.
+//
+//===----------------------------------------------------------------------===//
+#include "Internal.h"
+
+#include "moe/Runtime/OpContract.h"
+
+using namespace moert;
+namespace contract = moert::contract;
+
+namespace {
+
+/// One call of an op's runtime function, by the contract's operand order.
+struct Call {
+  explicit Call(const char *opName)
+      : op(*contract::findOp(opName)), pointers(op.operands.size(), nullptr),
+        dtypeCodes(op.operands.size(), -1), present(op.operands.size(), true),
+        attrs(op.attrs.size()) {}
+
+  const contract::OpSpec &op;
+  std::vector<const void *> pointers;
+  std::vector<int32_t> dtypeCodes;
+  std::vector<bool> present;
+  contract::Sizes sizes = contract::unknownSizes();
+  std::vector<contract::AttrValue> attrs;
+  void *workspace = nullptr;
+  /// Filled by validate: bytes of each operand and of the workspace.
+  std::vector<int64_t> bytes;
+  int64_t workspaceBytes = 0;
+
+  void size(contract::Sym sym, int64_t value) { sizes[size_t(sym)] = value; }
+  void attr(const char *name, int64_t i, double f = 0) {
+    contract::AttrValue &value = attrs[size_t(op.attrIndex(name))];
+    value.present = true;
+    value.i = i;
+    value.f = f;
+  }
+  template <typename Enum> void dtype(int operand, const Enum &code) {
+    dtypeCodes[size_t(operand)] = rawValue(code);
+  }
+  bool hasWorkspace() const {
+    for (const contract::AbiArg &arg : op.abi)
+      if (arg.kind == contract::AbiArg::Workspace)
+        return true;
+    return false;
+  }
+};
+
+/// Validates `call` (ArgChecker keeps the first violation).
+void validate(Call &call, ArgChecker &check) {
+  const contract::OpSpec &op = call.op;
+  std::string rule =
+      contract::checkCall(op, call.sizes, call.dtypeCodes, call.present,
+                          call.attrs);
+  check.require(rule.empty(), rule);
+  if (!check.ok())
+    return;
+  call.bytes.assign(op.operands.size(), 0);
+  for (size_t i = 0; i < op.operands.size(); ++i) {
+    const contract::OperandSpec &spec = op.operands[i];
+    int64_t elementBytes = contract::dtypeBytes(
+        *contract::operandDType(op, int(i), call.dtypeCodes));
+    int64_t elements = 0;
+    if (!spec.optional) {
+      check.require(contract::elementCount(spec, call.sizes, elements),
+                    "the size of ", spec.name, " overflows int64");
+      if (!check.ok())
+        return;
+    }
+    // An optional operand may be NULL: only its alignment matters.
+    check.buffer(spec.name, call.pointers[i], elements, elementBytes);
+    call.bytes[i] = elements * elementBytes;
+  }
+  if (call.hasWorkspace())
+    check.workspace(call.workspace);
+  if (!check.ok())
+    return;
+  for (const contract::AliasRule &rule : op.aliases) {
+    const char *out = op.operands[size_t(rule.output)].name;
+    const char *in = op.operands[size_t(rule.input)].name;
+    const void *o = call.pointers[size_t(rule.output)];
+    const void *i = call.pointers[size_t(rule.input)];
+    int64_t bytes = call.bytes[size_t(rule.output)];
+    // Every kind allows the same buffer at run time (Alias::Distinct is a
+    // rule of the IR), none a partial overlap.
+    check.noPartialOverlap(out, o, in, i, bytes);
+  }
+  if (!check.ok() || !op.workspace)
+    return;
+  call.workspaceBytes = contract::workspaceBytes(
+      op, call.sizes, *contract::operandDType(op, 0, call.dtypeCodes));
+  check.require(call.workspaceBytes >= 0,
+                "the size of the workspace overflows int64");
+}
+
+/// The frame of an op: `fill` gathers the call's arguments, then
+/// validation, the workspace, and `launch(ctx, call, workspace, error)`.
+template <typename Fill, typename Launch>
+moert_status runContractOp(const char *fn, const char *opName, Fill fill,
+                           Launch launch) {
+  return runOp(fn, [&](moert_context &ctx) -> moert_status {
+    Call call(opName);
+    fill(call);
+    ArgChecker check(fn);
+    validate(call, check);
+    if (!check.ok())
+      return invalid(ctx, check);
+    if (!call.op.workspace) {
+      std::string error;
+      moert_status status = launch(ctx, call, nullptr, error);
+      return status == MOERT_SUCCESS ? status : fail(&ctx, status, error);
+    }
+    return withWorkspace(ctx, fn, call.workspace, call.workspaceBytes,
+                         [&](void *ws, std::string &error) {
+                           return launch(ctx, call, ws, error);
+                         });
+  });
+}
+
+/// The workspace-size functions: the contract's checks on the sizes and the
+/// element type, then its formula.
+template <typename Fill>
+int64_t workspaceQuery(const char *fn, const char *opName, Fill fill) {
+  return guarded<int64_t>(nullptr, fn, -1, [&]() -> int64_t {
+    Call call(opName);
+    fill(call);
+    ArgChecker check(fn);
+    for (int s = 0; s < contract::kNumSyms; ++s)
+      if (call.sizes[size_t(s)] != -2)
+        check.nonNegative(contract::symName(contract::Sym(s)),
+                          call.sizes[size_t(s)]);
+    for (int s = 0; s < contract::kNumSyms; ++s)
+      if (call.sizes[size_t(s)] == -2)
+        call.sizes[size_t(s)] = 0;
+    check.floatDtype("dtype", static_cast<moert_dtype>(call.dtypeCodes[0]));
+    int64_t bytes = -1;
+    if (check.ok()) {
+      bytes = contract::workspaceBytes(call.op, call.sizes,
+                                       contract::DType(call.dtypeCodes[0]));
+      check.require(bytes >= 0, "the size of the workspace overflows int64");
+    }
+    if (!check.ok()) {
+      fail(nullptr, MOERT_ERROR_INVALID_ARGUMENT, check.error());
+      return -1;
+    }
+    return bytes;
+  });
+}
+
+} // namespace
+
+using contract::Sym;
+
+extern "C" {
+
+moert_status moert_gate(const void *hidden, moert_dtype hidden_dtype,
+                        const void *gate_weight, moert_dtype weight_dtype,
+                        float *logits, int64_t T, int64_t H, int64_t E) {
+  return runContractOp(
+      "moert_gate", "moe.gate",
+      [&](Call &call) {
+        call.pointers = {hidden, gate_weight, logits};
+        call.dtype(0, hidden_dtype);
+        call.dtype(1, weight_dtype);
+        call.size(Sym::T, T);
+        call.size(Sym::H, H);
+        call.size(Sym::E, E);
+      },
+      [&](moert_context &ctx, Call &, void *, std::string &error) {
+        GateArgs args{hidden, hidden_dtype, gate_weight, weight_dtype,
+                      logits, T,            H,           E};
+        return ctx.backend->gate(args, error);
+      });
+}
+
+moert_status moert_topk(const float *logits, const float *bias,
+                        int32_t *topk_ids, float *topk_weights, int64_t T,
+                        int64_t E, int64_t K, moert_scoring scoring,
+                        int64_t n_group, int64_t topk_group,
+                        int32_t renormalize, float routed_scaling_factor) {
+  return runContractOp(
+      "moert_topk", "moe.topk",
+      [&](Call &call) {
+        call.pointers = {logits, bias, topk_ids, topk_weights};
+        call.present[1] = bias != nullptr;
+        call.size(Sym::T, T);
+        call.size(Sym::E, E);
+        call.size(Sym::K, K);
+        call.attr("scoring", rawValue(scoring));
+        call.attr("k", K);
+        call.attr("n_group", n_group);
+        call.attr("topk_group", topk_group);
+        if (renormalize)
+          call.attr("renormalize", 1);
+        call.attr("routed_scaling_factor", 0, routed_scaling_factor);
+      },
+      [&](moert_context &ctx, Call &, void *, std::string &error) {
+        TopKArgs args{logits,   bias,         topk_ids,         topk_weights,
+                      T,        E,            K,                scoring,
+                      n_group,  topk_group,   renormalize != 0, routed_scaling_factor};
+        return ctx.backend->topk(args, error);
+      });
+}
+
+moert_status moert_routed_experts(const void *hidden, const int32_t *topk_ids,
+                                  const float *topk_weights, const void *w13,
+                                  const void *w2, void *output, void *workspace,
+                                  moert_dtype dtype, int64_t T, int64_t H,
+                                  int64_t E, int64_t K, int64_t I) {
+  return runContractOp(
+      "moert_routed_experts", "moe.routed_experts",
+      [&](Call &call) {
+        call.pointers = {hidden, topk_ids, topk_weights, w13, w2, output};
+        call.workspace = workspace;
+        call.dtype(0, dtype);
+        call.sizes = {T, H, E, K, I};
+      },
+      [&](moert_context &ctx, Call &call, void *ws, std::string &error) {
+        RoutedExpertsArgs args{hidden, topk_ids, topk_weights, w13,
+                               w2,     output,   ws,  call.workspaceBytes,
+                               dtype,  T,        H,   E,
+                               K,      I};
+        return ctx.backend->routedExperts(args, error);
+      });
+}
+
+moert_status moert_shared_experts(const void *hidden, const void *w13,
+                                  const void *w2, void *output, void *workspace,
+                                  moert_dtype dtype, int64_t T, int64_t H,
+                                  int64_t I) {
+  return runContractOp(
+      "moert_shared_experts", "moe.shared_experts",
+      [&](Call &call) {
+        call.pointers = {hidden, w13, w2, output};
+        call.workspace = workspace;
+        call.dtype(0, dtype);
+        call.size(Sym::T, T);
+        call.size(Sym::H, H);
+        call.size(Sym::I, I);
+      },
+      [&](moert_context &ctx, Call &call, void *ws, std::string &error) {
+        SharedExpertsArgs args{hidden, w13,   w2, output, ws,
+                               call.workspaceBytes, dtype, T, H, I};
+        return ctx.backend->sharedExperts(args, error);
+      });
+}
+
+moert_status moert_add(const void *lhs, const void *rhs, void *output,
+                       moert_dtype dtype, int64_t T, int64_t H, float scale) {
+  return runContractOp(
+      "moert_add", "moe.add",
+      [&](Call &call) {
+        call.pointers = {lhs, rhs, output};
+        call.dtype(0, dtype);
+        call.size(Sym::T, T);
+        call.size(Sym::H, H);
+        call.attr("scale", 0, scale);
+      },
+      [&](moert_context &ctx, Call &, void *, std::string &error) {
+        AddArgs args{lhs, rhs, output, dtype, T, H, scale};
+        return ctx.backend->add(args, error);
+      });
+}
+
+int64_t moert_routed_experts_workspace_bytes(int64_t T, int64_t H, int64_t E,
+                                             int64_t K, int64_t I,
+                                             moert_dtype dtype) {
+  return workspaceQuery("moert_routed_experts_workspace_bytes",
+                        "moe.routed_experts", [&](Call &call) {
+                          call.sizes = {T, H, E, K, I};
+                          call.dtype(0, dtype);
+                        });
+}
+
+int64_t moert_shared_experts_workspace_bytes(int64_t T, int64_t H, int64_t I,
+                                             moert_dtype dtype) {
+  return workspaceQuery("moert_shared_experts_workspace_bytes",
+                        "moe.shared_experts", [&](Call &call) {
+                          // E and K are not arguments here (-2: unchecked).
+                          call.sizes = {T, H, -2, -2, I};
+                          call.dtype(0, dtype);
+                        });
+}
+
+} // extern "C"
