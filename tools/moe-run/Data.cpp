@@ -2,6 +2,8 @@
 
 #include "Data.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,32 +14,11 @@
 
 using namespace moerun;
 
-const char *moerun::dtypeName(DType dtype) {
-  switch (dtype) {
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::F32:
-    return "f32";
-  case DType::I32:
-    return "i32";
-  }
-  return "?";
-}
-
 bool moerun::parseDType(std::string_view name, DType &out) {
-  if (name == "bf16")
-    out = DType::BF16;
-  else if (name == "f16")
-    out = DType::F16;
-  else if (name == "f32")
-    out = DType::F32;
-  else if (name == "i32")
-    out = DType::I32;
-  else
-    return false;
-  return true;
+  std::optional<DType> dtype = moert::contract::parseDType(name);
+  if (dtype)
+    out = *dtype;
+  return dtype.has_value();
 }
 
 //===----------------------------------------------------------------------===//

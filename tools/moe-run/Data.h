@@ -14,22 +14,21 @@
 #ifndef MOE_TOOLS_MOE_RUN_DATA_H
 #define MOE_TOOLS_MOE_RUN_DATA_H
 
+#include "moe/Runtime/OpContract.h"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace moerun {
 
-enum class DType { BF16, F16, F32, I32 };
-
-/// "bf16", "f16", "f32", "i32".
-const char *dtypeName(DType dtype);
+/// The element types: the op contract's (one dtype enum for the project).
+using DType = moert::contract::DType;
+using moert::contract::dtypeBytes;
+using moert::contract::dtypeName;
+using moert::contract::isFloat;
 /// Parses a dtype name; false if unknown.
 bool parseDType(std::string_view name, DType &out);
-inline int64_t dtypeBytes(DType dtype) {
-  return dtype == DType::BF16 || dtype == DType::F16 ? 2 : 4;
-}
-inline bool isFloat(DType dtype) { return dtype != DType::I32; }
 
 /// Conversions between element bits and double. Float types: exact one way,
 /// round-to-nearest-even (one rounding, directly from the double) the other.

@@ -2,10 +2,13 @@
 
 #include "Description.h"
 
+#include "moe/Runtime/OpContract.h"
+
 #include <cmath>
 #include <limits>
 
 using namespace moerun;
+namespace contract = moert::contract;
 
 const char *moerun::roleName(Role role) {
   switch (role) {
@@ -373,52 +376,12 @@ public:
            operandString(d, op.operands[i]) + ", " + typeString(t(i)) + ")";
   }
 
-  bool floatOperand(size_t i, const char *role) {
-    if (!isFloat(t(i).dtype))
-      return fail(name(i, role) + " must be bf16, f16 or f32");
-    return true;
-  }
-  bool dtypeIs(size_t i, const char *role, DType dtype) {
-    if (t(i).dtype != dtype)
-      return fail(name(i, role) + " must be " + dtypeName(dtype));
-    return true;
-  }
   bool sameDtype(size_t i, const char *role, size_t j) {
     if (t(i).dtype != t(j).dtype)
       return fail(name(i, role) + " must have the dtype of operand " +
                   std::to_string(j) + " (" + dtypeName(t(j).dtype) + ")");
     return true;
   }
-  /// Checks the rank and the sizes (-2 = any, bound on first sight).
-  bool shapeIs(size_t i, const char *role, std::vector<int64_t *> dims) {
-    std::vector<int64_t> s = shape(i);
-    if (s.size() != dims.size())
-      return fail(name(i, role) + " must have rank " +
-                  std::to_string(dims.size()));
-    for (size_t k = 0; k < dims.size(); ++k) {
-      int64_t &want = *dims[k];
-      if (want == kUnbound) {
-        want = s[k];
-        continue;
-      }
-      if (s[k] != want)
-        return fail(name(i, role) + ": dimension " + std::to_string(k) +
-                    " is " + std::to_string(s[k]) + ", expected " +
-                    std::to_string(want));
-    }
-    return true;
-  }
-  /// The first dimension must be the token count.
-  bool tokenMajor(size_t i, const char *role) {
-    const auto &s = t(i).shape;
-    if (s.empty() || (s[0] != -1 && s[0] != T))
-      return fail(name(i, role) +
-                  ": the first dimension must be the token "
-                  "count (" +
-                  std::to_string(T) + ")");
-    return true;
-  }
-
   bool attrInt(const char *key, int64_t &out, bool required,
                int64_t defaultValue) {
     const JsonValue *v = op.attrs.get(key);
@@ -459,8 +422,6 @@ public:
     return true;
   }
 
-  static constexpr int64_t kUnbound = std::numeric_limits<int64_t>::min();
-
   const ModuleDescription &d;
   int64_t T;
   const OpDesc &op;
@@ -468,154 +429,154 @@ public:
   std::string where;
 };
 
+/// A moe op, checked by its op contract: operands (the description lists the
+/// present ones, in the contract's order), attributes, aliasing.
+bool analyzeContractOp(const ModuleDescription &d, int64_t T,
+                       const contract::OpSpec &spec, const OpDesc &op,
+                       OpChecker &c, TypedOp &out) {
+  size_t n = spec.operands.size();
+  size_t given = op.operands.size();
+  bool hasOptional = false;
+  for (const contract::OperandSpec &operand : spec.operands)
+    hasOptional |= operand.optional;
+  bool optionalAbsent = hasOptional && given + 1 == n;
+  if (given != n && !optionalAbsent)
+    return c.fail("expected " + std::to_string(n) + " operands, got " +
+                  std::to_string(given));
+  // Contract operand -> description operand (-1: absent).
+  std::vector<int> slot(n, -1);
+  std::vector<contract::OperandInfo> infos(n);
+  for (size_t i = 0, next = 0; i < n; ++i) {
+    if (spec.operands[i].optional && optionalAbsent) {
+      infos[i].present = false;
+      continue;
+    }
+    slot[i] = int(next);
+    const TensorDesc &t = c.t(next);
+    infos[i].dtype = t.dtype;
+    infos[i].typeName = dtypeName(t.dtype);
+    infos[i].shape = resolveShape(t.shape, T);
+    ++next;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (spec.operands[i].optional) {
+      std::string key = std::string("has_") + spec.operands[i].name;
+      bool hasIt = false;
+      if (!c.attrBool(key.c_str(), hasIt, infos[i].present))
+        return false;
+      if (hasIt != infos[i].present)
+        return c.fail("attribute \"" + key + "\" is " +
+                      (hasIt ? "true" : "false") + " but the op has " +
+                      std::to_string(given) + " operands");
+    }
+  std::vector<contract::AttrValue> attrs(spec.attrs.size());
+  for (size_t a = 0; a < spec.attrs.size(); ++a) {
+    const contract::AttrSpec &attr = spec.attrs[a];
+    const JsonValue *v = op.attrs.get(attr.name);
+    if (!v || v->isNull())
+      continue;
+    attrs[a].present = true;
+    switch (attr.kind) {
+    case contract::AttrKind::Int:
+      if (!c.attrInt(attr.name, attrs[a].i, true, 0))
+        return false;
+      break;
+    case contract::AttrKind::Float:
+      if (!c.attrNumber(attr.name, attrs[a].f, attr.defaultValue))
+        return false;
+      break;
+    case contract::AttrKind::Unit: {
+      bool set = false;
+      if (!c.attrBool(attr.name, set, false))
+        return false;
+      attrs[a].present = set;
+      break;
+    }
+    case contract::AttrKind::Enum: {
+      std::string names;
+      attrs[a].i = -1;
+      for (int k = 0; k < attr.numCases; ++k) {
+        names += std::string(k ? (k + 1 == attr.numCases ? " or " : ", ") : "") +
+                 "\"" + attr.cases[k] + "\"";
+        if (v->isString() && v->string == attr.cases[k])
+          attrs[a].i = k;
+      }
+      if (attrs[a].i < 0)
+        return c.fail(std::string("attribute \"") + attr.name + "\" must be " +
+                      names +
+                      (v->isString() ? ", got " + jsonQuote(v->string) : ""));
+      break;
+    }
+    }
+  }
+  contract::Sizes sizes;
+  std::string rule = contract::checkOperands(spec, infos, attrs, sizes);
+  if (!rule.empty())
+    return c.fail(rule);
+  if (sizes[size_t(contract::Sym::T)] != T)
+    return c.fail("the token count of its operands is " +
+                  std::to_string(sizes[size_t(contract::Sym::T)]) +
+                  ", not the run's " + std::to_string(T));
+  for (const contract::AliasRule &rule : spec.aliases) {
+    if (slot[size_t(rule.output)] < 0 || slot[size_t(rule.input)] < 0)
+      continue;
+    std::string outName = spec.operands[size_t(rule.output)].name;
+    std::string inName = spec.operands[size_t(rule.input)].name;
+    bool same = op.operands[size_t(slot[size_t(rule.output)])] ==
+                op.operands[size_t(slot[size_t(rule.input)])];
+    if (rule.kind == contract::Alias::InPlaceIff) {
+      std::string flag = spec.attrs[size_t(rule.attr)].name;
+      bool set = attrs[size_t(rule.attr)].present;
+      if (set && !same)
+        return c.fail(flag + ", but the " + outName + " is not the " + inName +
+                      " operand");
+      if (!set && same)
+        return c.fail("not " + flag + ", but the " + outName + " is the " +
+                      inName + " operand");
+    }
+    if (rule.kind == contract::Alias::Distinct && same)
+      return c.fail("the " + outName + " must not be the " + inName +
+                    " operand");
+  }
+  out.H = sizes[size_t(contract::Sym::H)];
+  out.E = sizes[size_t(contract::Sym::E)];
+  out.K = sizes[size_t(contract::Sym::K)];
+  out.I = sizes[size_t(contract::Sym::I)];
+  auto attr = [&](const char *name) -> const contract::AttrValue * {
+    int a = spec.attrIndex(name);
+    return a < 0 ? nullptr : &attrs[size_t(a)];
+  };
+  if (op.name == "moe.gate") {
+    out.kind = OpKind::Gate;
+  } else if (op.name == "moe.topk") {
+    out.kind = OpKind::TopK;
+    out.hasBias = infos[1].present;
+    out.scoring = attr("scoring")->i == 1 ? Scoring::Sigmoid : Scoring::Softmax;
+    out.nGroup = attr("n_group")->i;
+    out.topkGroup = attr("topk_group")->i;
+    out.renormalize = attr("renormalize")->present;
+    out.routedScalingFactor = attr("routed_scaling_factor")->f;
+  } else if (op.name == "moe.routed_experts") {
+    out.kind = OpKind::RoutedExperts;
+    out.inplace = attr("inplace")->present;
+  } else if (op.name == "moe.shared_experts") {
+    out.kind = OpKind::SharedExperts;
+  } else if (op.name == "moe.add") {
+    out.kind = OpKind::Add;
+    out.scale = attr("scale")->f;
+  } else {
+    return c.fail("the reference has no semantics for this op");
+  }
+  return true;
+}
+
 bool analyzeOne(const ModuleDescription &d, int64_t T, size_t index,
                 const OpDesc &op, TypedOp &out, std::string &error) {
   OpChecker c(d, T, index, op, error);
-  constexpr int64_t U = OpChecker::kUnbound;
   out.name = op.name;
   out.operands = op.operands;
-  int64_t tokens = T;
-  if (op.name == "moe.gate") {
-    out.kind = OpKind::Gate;
-    int64_t H = U, E = U;
-    return c.operandCount(3) && c.floatOperand(0, "hidden") &&
-           c.floatOperand(1, "gate_weight") &&
-           c.dtypeIs(2, "logits", DType::F32) && c.tokenMajor(0, "hidden") &&
-           c.shapeIs(0, "hidden", {&tokens, &H}) &&
-           c.shapeIs(1, "gate_weight", {&E, &H}) && c.tokenMajor(2, "logits") &&
-           c.shapeIs(2, "logits", {&tokens, &E}) &&
-           ((out.H = H), (out.E = E), true);
-  }
-  if (op.name == "moe.topk") {
-    out.kind = OpKind::TopK;
-    bool hasBiasAttr;
-    if (!c.attrBool("has_bias", hasBiasAttr, op.operands.size() == 4))
-      return false;
-    if (op.operands.size() != 3 && op.operands.size() != 4)
-      return c.fail("expected 3 operands (logits, topk_ids, topk_weights) or "
-                    "4 (with a bias), got " +
-                    std::to_string(op.operands.size()));
-    out.hasBias = op.operands.size() == 4;
-    if (hasBiasAttr != out.hasBias)
-      return c.fail(std::string("attribute \"has_bias\" is ") +
-                    (hasBiasAttr ? "true" : "false") + " but the op has " +
-                    std::to_string(op.operands.size()) + " operands");
-    size_t ids = out.hasBias ? 2 : 1, weights = ids + 1;
-    int64_t E = U, K = U;
-    if (!c.dtypeIs(0, "logits", DType::F32) || !c.tokenMajor(0, "logits") ||
-        !c.shapeIs(0, "logits", {&tokens, &E}))
-      return false;
-    if (out.hasBias &&
-        (!c.dtypeIs(1, "bias", DType::F32) || !c.shapeIs(1, "bias", {&E})))
-      return false;
-    if (!c.dtypeIs(ids, "topk_ids", DType::I32) ||
-        !c.tokenMajor(ids, "topk_ids") ||
-        !c.shapeIs(ids, "topk_ids", {&tokens, &K}) ||
-        !c.dtypeIs(weights, "topk_weights", DType::F32) ||
-        !c.tokenMajor(weights, "topk_weights") ||
-        !c.shapeIs(weights, "topk_weights", {&tokens, &K}))
-      return false;
-    out.E = E;
-    out.K = K;
-    const JsonValue *scoring = op.attrs.get("scoring");
-    if (!scoring || !scoring->isString())
-      return c.fail("attribute \"scoring\" must be \"softmax\" or "
-                    "\"sigmoid\"");
-    if (scoring->string == "softmax")
-      out.scoring = Scoring::Softmax;
-    else if (scoring->string == "sigmoid")
-      out.scoring = Scoring::Sigmoid;
-    else
-      return c.fail("attribute \"scoring\" must be \"softmax\" or "
-                    "\"sigmoid\", got " +
-                    jsonQuote(scoring->string));
-    int64_t k;
-    if (!c.attrInt("k", k, true, 0) ||
-        !c.attrInt("n_group", out.nGroup, false, 1) ||
-        !c.attrInt("topk_group", out.topkGroup, false, 1) ||
-        !c.attrBool("renormalize", out.renormalize, false) ||
-        !c.attrNumber("routed_scaling_factor", out.routedScalingFactor, 1.0))
-      return false;
-    if (k != K)
-      return c.fail("attribute \"k\" = " + std::to_string(k) +
-                    " differs from the topk_ids width " + std::to_string(K));
-    if (K < 1 || K > E)
-      return c.fail("k = " + std::to_string(K) +
-                    " must be in [1, E = " + std::to_string(E) + "]");
-    if (out.nGroup < 1 || E % out.nGroup != 0)
-      return c.fail("n_group = " + std::to_string(out.nGroup) +
-                    " must be positive and divide E = " + std::to_string(E));
-    if (out.topkGroup < 1 || out.topkGroup > out.nGroup)
-      return c.fail("topk_group = " + std::to_string(out.topkGroup) +
-                    " must be in [1, n_group = " + std::to_string(out.nGroup) +
-                    "]");
-    if (K > out.topkGroup * (E / out.nGroup))
-      return c.fail("k = " + std::to_string(K) +
-                    " exceeds the experts of topk_group groups (" +
-                    std::to_string(out.topkGroup * (E / out.nGroup)) + ")");
-    return true;
-  }
-  if (op.name == "moe.routed_experts") {
-    out.kind = OpKind::RoutedExperts;
-    int64_t H = U, E = U, K = U, I2 = U, I = U;
-    if (!c.operandCount(6) || !c.floatOperand(0, "hidden") ||
-        !c.dtypeIs(1, "topk_ids", DType::I32) ||
-        !c.dtypeIs(2, "topk_weights", DType::F32) ||
-        !c.sameDtype(3, "w13", 0) || !c.sameDtype(4, "w2", 0) ||
-        !c.sameDtype(5, "output", 0) || !c.tokenMajor(0, "hidden") ||
-        !c.shapeIs(0, "hidden", {&tokens, &H}) ||
-        !c.tokenMajor(1, "topk_ids") ||
-        !c.shapeIs(1, "topk_ids", {&tokens, &K}) ||
-        !c.tokenMajor(2, "topk_weights") ||
-        !c.shapeIs(2, "topk_weights", {&tokens, &K}) ||
-        !c.shapeIs(3, "w13", {&E, &I2, &H}) ||
-        !c.shapeIs(4, "w2", {&E, &H, &I}) || !c.tokenMajor(5, "output") ||
-        !c.shapeIs(5, "output", {&tokens, &H}))
-      return false;
-    if (I2 != 2 * I)
-      return c.fail("w13 has " + std::to_string(I2) +
-                    " rows per expert, expected 2 * I = " +
-                    std::to_string(2 * I) + " (I from w2)");
-    if (!c.attrBool("inplace", out.inplace, false))
-      return false;
-    bool same = op.operands[0] == op.operands[5];
-    if (out.inplace && !same)
-      return c.fail("inplace, but the output is not the hidden operand");
-    if (!out.inplace && same)
-      return c.fail("not inplace, but the output is the hidden operand");
-    out.H = H, out.E = E, out.K = K, out.I = I;
-    return true;
-  }
-  if (op.name == "moe.shared_experts") {
-    out.kind = OpKind::SharedExperts;
-    int64_t H = U, I2 = U, I = U;
-    if (!c.operandCount(4) || !c.floatOperand(0, "hidden") ||
-        !c.sameDtype(1, "w13", 0) || !c.sameDtype(2, "w2", 0) ||
-        !c.sameDtype(3, "output", 0) || !c.tokenMajor(0, "hidden") ||
-        !c.shapeIs(0, "hidden", {&tokens, &H}) ||
-        !c.shapeIs(1, "w13", {&I2, &H}) || !c.shapeIs(2, "w2", {&H, &I}) ||
-        !c.tokenMajor(3, "output") || !c.shapeIs(3, "output", {&tokens, &H}))
-      return false;
-    if (I2 != 2 * I)
-      return c.fail("w13 has " + std::to_string(I2) +
-                    " rows, expected 2 * I = " + std::to_string(2 * I) +
-                    " (I from w2)");
-    out.H = H, out.I = I;
-    return true;
-  }
-  if (op.name == "moe.add") {
-    out.kind = OpKind::Add;
-    int64_t H = U;
-    if (!c.operandCount(3) || !c.floatOperand(0, "lhs") ||
-        !c.sameDtype(1, "rhs", 0) || !c.sameDtype(2, "output", 0) ||
-        !c.tokenMajor(0, "lhs") || !c.shapeIs(0, "lhs", {&tokens, &H}) ||
-        !c.tokenMajor(1, "rhs") || !c.shapeIs(1, "rhs", {&tokens, &H}) ||
-        !c.tokenMajor(2, "output") || !c.shapeIs(2, "output", {&tokens, &H}) ||
-        !c.attrNumber("scale", out.scale, 1.0))
-      return false;
-    out.H = H;
-    return true;
-  }
+  if (const contract::OpSpec *spec = contract::findOp(op.name))
+    return analyzeContractOp(d, T, *spec, op, c, out);
   if (op.name == "memref.copy") {
     out.kind = OpKind::Copy;
     if (!c.operandCount(2) || !c.sameDtype(1, "target", 0))
@@ -627,9 +588,12 @@ bool analyzeOne(const ModuleDescription &d, int64_t T, size_t index,
                     typeString(c.t(0)) + ")");
     return true;
   }
-  return c.fail("unknown op (the reference checker knows moe.gate, "
-                "moe.topk, moe.routed_experts, moe.shared_experts, moe.add "
-                "and memref.copy)");
+  std::string known;
+  for (const contract::OpSpec &spec : contract::allOps())
+    known += std::string(spec.name) + ", ";
+  known.resize(known.size() - 2);
+  return c.fail("unknown op (the reference checker knows " + known +
+                " and memref.copy)");
 }
 
 } // namespace
@@ -649,26 +613,23 @@ bool moerun::analyzeOps(const ModuleDescription &d, int64_t T,
 std::vector<bool> moerun::writtenOperands(const OpDesc &op) {
   size_t n = op.operands.size();
   std::vector<bool> written(n, false);
-  auto mark = [&](size_t i) {
-    if (i < n)
-      written[i] = true;
-  };
-  if (op.name == "moe.gate") {
-    mark(2);
-  } else if (op.name == "moe.topk") {
-    mark(n - 2);
-    mark(n - 1);
-  } else if (op.name == "moe.routed_experts") {
-    mark(5);
-    const JsonValue *inplace = op.attrs.get("inplace");
-    if (inplace && inplace->isBool() && inplace->boolean)
-      mark(0);
-  } else if (op.name == "moe.shared_experts") {
-    mark(3);
-  } else if (op.name == "moe.add") {
-    mark(2);
+  if (const contract::OpSpec *spec = contract::findOp(op.name)) {
+    std::vector<contract::AttrValue> attrs(spec->attrs.size());
+    for (size_t a = 0; a < spec->attrs.size(); ++a) {
+      const JsonValue *v = op.attrs.get(spec->attrs[a].name);
+      attrs[a].present = v && v->isBool() && v->boolean;
+    }
+    bool optionalAbsent = false;
+    for (const contract::OperandSpec &operand : spec->operands)
+      optionalAbsent |= operand.optional && n + 1 == spec->operands.size();
+    for (size_t i = 0, next = 0; i < spec->operands.size() && next < n; ++i) {
+      if (spec->operands[i].optional && optionalAbsent)
+        continue;
+      written[next++] = spec->writes(int(i), attrs);
+    }
   } else if (op.name == "memref.copy") {
-    mark(1);
+    if (n > 1)
+      written[1] = true;
   } else {
     written.assign(n, true);
   }

@@ -144,12 +144,11 @@ std::string analyzeError(const std::string &text, int64_t T = 4) {
 
 TEST(DescriptionTest, ChecksOpsAgainstTheirSemantics) {
   EXPECT_EQ(analyzeError(edited("\"k\": 2", "\"k\": 3")),
-            "op 1 (moe.topk): attribute \"k\" = 3 differs from the topk_ids "
-            "width 2");
+            "op 1 (moe.topk): 'topk_ids' must have k = 3 columns, but has 2");
   EXPECT_EQ(analyzeError(edited("\"topk_group\": 2", "\"topk_group\": 5")),
-            "op 1 (moe.topk): topk_group = 5 must be in [1, n_group = 4]");
+            "op 1 (moe.topk): topk_group = 5 exceeds n_group = 4");
   EXPECT_EQ(analyzeError(edited("\"n_group\": 4", "\"n_group\": 3")),
-            "op 1 (moe.topk): n_group = 3 must be positive and divide E = 8");
+            "op 1 (moe.topk): n_group = 3 must divide the number of experts (8)");
   EXPECT_EQ(analyzeError(edited("\"has_bias\": true", "\"has_bias\": false")),
             "op 1 (moe.topk): attribute \"has_bias\" is false but the op has "
             "4 operands");
@@ -161,15 +160,15 @@ TEST(DescriptionTest, ChecksOpsAgainstTheirSemantics) {
             "op 2 (moe.routed_experts): inplace, but the output is not the "
             "hidden operand");
   EXPECT_EQ(analyzeError(edited("[8, 64, 16]", "[8, 64, 15]")),
-            "op 2 (moe.routed_experts): w13 has 32 rows per expert, expected "
-            "2 * I = 30 (I from w2)");
+            "op 2 (moe.routed_experts): 'w13' must stack gate and up rows: "
+            "dimension 1 is 32, expected 2 x 15 (the intermediate size of "
+            "'w2')");
   EXPECT_EQ(analyzeError(edited("[8, 64]", "[8, 65]")),
-            "op 0 (moe.gate): operand 1 (gate_weight, arg 1 "
-            "'layers.0.gate.weight', 8x65xbf16): dimension 1 is 65, expected "
-            "64");
+            "op 0 (moe.gate): hidden size mismatch: 'hidden' has 64 "
+            "(dimension 1) but 'gate_weight' has 65 (dimension 1)");
   EXPECT_EQ(analyzeError(edited("\"dtype\": \"i32\"", "\"dtype\": \"f32\"")),
-            "op 1 (moe.topk): operand 2 (topk_ids, buffer 1, ?x2xf32) must "
-            "be i32");
+            "op 1 (moe.topk): 'topk_ids' must have element type i32, got "
+            "'f32'");
   EXPECT_EQ(analyzeError(edited("\"op\": \"moe.add\"", "\"op\": \"moe.mul\"")),
             "op 4 (moe.mul): unknown op (the reference checker knows "
             "moe.gate, moe.topk, moe.routed_experts, moe.shared_experts, "
@@ -181,8 +180,8 @@ TEST(DescriptionTest, ChecksOpsAgainstTheirSemantics) {
   // A static first dimension must be the token count.
   EXPECT_EQ(
       analyzeError(edited("\"shape\": [-1, 64]}", "\"shape\": [5, 64]}"), 4),
-      "op 0 (moe.gate): operand 0 (hidden, arg 0 'hidden_states', "
-      "5x64xbf16): the first dimension must be the token count (4)");
+      "op 0 (moe.gate): token count mismatch: 'hidden' has 5 (dimension 0) "
+      "but 'logits' has 4 (dimension 0)");
 }
 
 TEST(DescriptionTest, WrittenOperands) {
