@@ -31,6 +31,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+TUNING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning")
+
 BF16 = 0
 
 MODELS = {
@@ -61,13 +63,16 @@ class Lib:
         L.moek_shared_workspace_bytes.argtypes = [i64, i64, i32]
         L.moek_shared_workspace_bytes.restype = i64
         L.moek_routed_experts.argtypes = [vp, vp, vp, vp, vp, vp, i64, i64, i64, i64, i64,
-                                          i32, vp, i64, vp]
-        L.moek_shared_experts.argtypes = [vp, vp, vp, vp, i64, i64, i64, i32, vp, i64, vp]
+                                          i32, vp, i64, vp, vp]
+        L.moek_shared_experts.argtypes = [vp, vp, vp, vp, i64, i64, i64, i32, vp, i64, vp, vp]
         L.moek_add.argtypes = [vp, vp, vp, i64, f32, i32, vp]
-        L.moek_set_gemm_impl.argtypes = [i32]
-        L.moek_set_pdl.argtypes = [i32]
-        L.moek_set_tuning.argtypes = [i32]
+        L.moek_tuning_load.argtypes = [ctypes.c_char_p]
+        L.moek_tuning_load.restype = vp
+        L.moek_tuning_free.argtypes = [vp]
+        L.moek_tuning_error.restype = ctypes.c_char_p
         L.moek_last_error.restype = ctypes.c_char_p
+        self.tuning = None  # the table routed()/shared() pass (None: defaults)
+        self.tables = {}  # tuning file name -> loaded table
 
     def check(self, rc, what):
         if rc != 0:
@@ -101,26 +106,32 @@ class Lib:
         self.check(self.lib.moek_routed_experts(
             x.data_ptr(), ids.data_ptr(), weights.data_ptr(), w13.data_ptr(), w2.data_ptr(),
             out.data_ptr(), T, m["H"], m["E"], m["K"], m["I"], BF16, ws.data_ptr(), ws.numel(),
-            self.stream()), "routed_experts")
+            self.stream(), self.tuning), "routed_experts")
 
     def shared(self, x, w13, w2, out, ws, I):
         T, H = x.shape
         self.check(self.lib.moek_shared_experts(
             x.data_ptr(), w13.data_ptr(), w2.data_ptr(), out.data_ptr(), T, H, I, BF16,
-            ws.data_ptr(), ws.numel(), self.stream()), "shared_experts")
+            ws.data_ptr(), ws.numel(), self.stream(), self.tuning), "shared_experts")
 
     def add(self, a, b, out, scale=1.0):
         self.check(self.lib.moek_add(a.data_ptr(), b.data_ptr(), out.data_ptr(), a.numel(),
                                      scale, BF16, self.stream()), "add")
 
-    def set_pdl(self, on):
-        self.lib.moek_set_pdl(int(on))
-
-    def set_tuning(self, flags):
-        self.lib.moek_set_tuning(int(flags))
-
-    def set_impl(self, name):
-        self.lib.moek_set_gemm_impl({"auto": 0, "wgmma": 1, "mma": 2, "simt": 3}[name])
+    def use_tuning(self, name):
+        """Launch configs of the following expert calls: bench/tuning/<name>.tuning
+        over the defaults (format in docs/kernels.md), or the defaults (None).
+        Tables are loaded once and passed per call."""
+        if name is None:
+            self.tuning = None
+            return
+        if name not in self.tables:
+            path = os.path.join(TUNING_DIR, name + ".tuning")
+            table = self.lib.moek_tuning_load(path.encode())
+            if not table:
+                raise RuntimeError(self.lib.moek_tuning_error().decode())
+            self.tables[name] = table
+        self.tuning = self.tables[name]
 
 
 # ----------------------------------------------------------------------------
@@ -408,14 +419,14 @@ def run_config(lib, name, m, W, T, args, ceil):
         res["ours_routed_peak_MB"] = peak_bytes(lambda: ours_routed_alloc(lib, x, ids, weights, W, m)) / 2**20
     if args.compare_impls:
         for impl in ("mma",):
-            lib.set_impl(impl)
+            lib.use_tuning(impl)  # bench/tuning/mma.tuning
             res[f"ours_routed_{impl}_ms"], _ = time_ms(
                 lambda: lib.routed(x, ids, weights, W.w13, W.w2, r_o, ws, m), reps=max(3, reps // 2))
-            lib.set_impl("auto")
-        lib.set_pdl(False)
+            lib.use_tuning(None)
+        lib.use_tuning("no-pdl")
         res["ours_routed_nopdl_ms"], _ = time_ms(
             lambda: lib.routed(x, ids, weights, W.w13, W.w2, r_o, ws, m), reps=max(3, reps // 2))
-        lib.set_pdl(True)
+        lib.use_tuning(None)
     res["ours_routed_TFLOPs"] = flops / (res["ours_routed_ms"] * 1e-3) / 1e12
     res["torch_routed_TFLOPs"] = flops / (res["torch_routed_ms"] * 1e-3) / 1e12
     res["ours_routed_weight_TBps"] = weight_bytes / (res["ours_routed_ms"] * 1e-3) / 1e12
@@ -483,15 +494,15 @@ def fmt_table(rows, ceil, dev):
     return "\n".join(out)
 
 
-AB_VARIANTS = [  # name, tuning flags (moek::setTuningFlags), PDL master switch
-    ("default (policy by size)", 0, True),
-    ("n256 plain", 32 | 4 | 16, True),
-    ("n256 +skip +PDL", 32 | 1 | 8, True),
-    ("n128 plain", 64 | 4 | 16, True),
-    ("n128 +skip +PDL", 64 | 1 | 8, True),
-    ("default, 128-row A boxes", 128, True),
-    ("default, 32-bit epilogue stores", 256, True),
-    ("default, partial tiles from registers", 512, True),
+AB_VARIANTS = [  # name, tuning file in bench/tuning (None: the default configs)
+    ("default (policy by size)", None),
+    ("n256 plain", "n256-plain"),
+    ("n256 +skip +PDL", "n256-skip-pdl"),
+    ("n128 plain", "n128-plain"),
+    ("n128 +skip +PDL", "n128-skip-pdl"),
+    ("default, 128-row A boxes", "full-a-boxes"),
+    ("default, 32-bit epilogue stores", "scalar-epilogue"),
+    ("default, partial tiles from registers", "direct-partial-stores"),
 ]
 
 
@@ -513,9 +524,8 @@ def ab_matrix(lib, args):
         ws = torch.empty(lib.routed_ws_bytes(T, m), device="cuda", dtype=torch.uint8)
         times = {v[0]: [] for v in AB_VARIANTS}
         for rnd in range(args.reps + 2):
-            for vname, flags, pdl in AB_VARIANTS:
-                lib.set_tuning(flags)
-                lib.set_pdl(pdl)
+            for vname, tuning in AB_VARIANTS:
+                lib.use_tuning(tuning)
                 s = torch.cuda.Event(enable_timing=True)
                 e = torch.cuda.Event(enable_timing=True)
                 s.record()
@@ -524,8 +534,7 @@ def ab_matrix(lib, args):
                 e.synchronize()
                 if rnd >= 2:
                     times[vname].append(s.elapsed_time(e))
-        lib.set_tuning(0)
-        lib.set_pdl(True)
+        lib.use_tuning(None)
         row = dict(model=name, T=T, **{k: statistics.median(v) for k, v in times.items()})
         rows.append(row)
         print("AB", json.dumps(row), flush=True)

@@ -48,7 +48,7 @@ if has test; then
     rc=$?; echo "full test rc=$rc" >> "$OUTDIR/test.log"
   fi
   [[ $rc != 0 ]] && status=1
-  grep -E "^(FAIL|SUMMARY|device)|rc=" "$OUTDIR/test.log"; echo "test rc=$rc"
+  grep -E "^(FAIL|device)|^\[  (FAILED|PASSED|SKIPPED) |rc=" "$OUTDIR/test.log"; echo "test rc=$rc"
 fi
 
 if has sanitize; then
@@ -60,7 +60,7 @@ if has sanitize; then
       echo "--- synccheck"; timeout ${SAN_TIMEOUT:-150} compute-sanitizer --tool synccheck --error-exitcode 9 "$BUILD/moe-kernels-test" --quick; echo "synccheck rc=$?"
     fi
   } > "$OUTDIR/sanitize.log" 2>&1
-  grep -E "rc=|ERROR SUMMARY|RACECHECK SUMMARY|^FAIL|SUMMARY" "$OUTDIR/sanitize.log"
+  grep -E "rc=|ERROR SUMMARY|RACECHECK SUMMARY|^FAIL|^\[  (FAILED|PASSED) " "$OUTDIR/sanitize.log"
 fi
 
 if has sass; then

@@ -42,7 +42,7 @@ __global__ __launch_bounds__(kAddThreads) void addVec8Kernel(
 
 template <typename Elem>
 cudaError_t launchAdd(const void *lhs, const void *rhs, void *out, int64_t n,
-                      float scale, cudaStream_t stream) {
+                      float scale, bool pdl, cudaStream_t stream) {
   const Elem *l = static_cast<const Elem *>(lhs);
   const Elem *r = static_cast<const Elem *>(rhs);
   Elem *o = static_cast<Elem *>(out);
@@ -57,7 +57,7 @@ cudaError_t launchAdd(const void *lhs, const void *rhs, void *out, int64_t n,
       int64_t blocks = detail::ceilDiv(n8, kAddThreads);
       if (blocks > 65536 * 8)
         blocks = 65536 * 8;
-      MOEK_CHECK_CUDA(detail::launchKernel(addVec8Kernel<Elem>,
+      MOEK_CHECK_CUDA(detail::launchKernel(pdl, addVec8Kernel<Elem>,
                                            dim3(unsigned(blocks)),
                                            dim3(kAddThreads), 0, stream, l, r,
                                            o, n8, scale));
@@ -71,7 +71,7 @@ cudaError_t launchAdd(const void *lhs, const void *rhs, void *out, int64_t n,
     if (blocks > 65536 * 8)
       blocks = 65536 * 8;
     MOEK_CHECK_CUDA(detail::launchKernel(
-        addScalarKernel<Elem>, dim3(unsigned(blocks)), dim3(kAddThreads), 0,
+        pdl, addScalarKernel<Elem>, dim3(unsigned(blocks)), dim3(kAddThreads), 0,
         stream, l + head, r + head, o + head, rest, scale));
     MOEK_CHECK_LAUNCH("addScalarKernel");
   }
@@ -81,18 +81,25 @@ cudaError_t launchAdd(const void *lhs, const void *rhs, void *out, int64_t n,
 } // namespace
 
 cudaError_t add(const void *lhs, const void *rhs, void *out, int64_t n,
-                float scale, DType dtype, cudaStream_t stream) {
+                float scale, DType dtype, cudaStream_t stream,
+                const KernelConfigs *configs) {
   if (n < 0)
     return detail::invalid("add: n < 0");
   if (n == 0)
     return cudaSuccess;
   if (!lhs || !rhs || !out)
     return detail::invalid("add: null pointer");
+  LaunchShape shape;
+  shape.op = LaunchOp::Add;
+  shape.rows = n;
+  const bool pdl = resolveLaunchConfig(shape, configs).pdl;
   switch (dtype) {
   case DType::BF16:
-    return launchAdd<__nv_bfloat16>(lhs, rhs, out, n, scale, stream);
-  case DType::F16: return launchAdd<__half>(lhs, rhs, out, n, scale, stream);
-  case DType::F32: return launchAdd<float>(lhs, rhs, out, n, scale, stream);
+    return launchAdd<__nv_bfloat16>(lhs, rhs, out, n, scale, pdl, stream);
+  case DType::F16:
+    return launchAdd<__half>(lhs, rhs, out, n, scale, pdl, stream);
+  case DType::F32:
+    return launchAdd<float>(lhs, rhs, out, n, scale, pdl, stream);
   }
   return detail::invalid("add: dtype");
 }

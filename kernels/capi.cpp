@@ -3,8 +3,28 @@
 // Thin extern "C" wrappers over moe_kernels.h so that bench/moe_bench.py can
 // call the launchers on PyTorch tensors (data_ptr) and streams. Each returns
 // the cudaError_t as an int; moek_last_error() gives the text.
+//
+// Launch configurations come from tuning files (docs/kernels.md): a table
+// loaded with moek_tuning_load is passed per call to the expert ops (the
+// benchmark's interleaved variants), or moek_load_tuning_file installs one
+// process-wide.
 //===----------------------------------------------------------------------===//
 #include "moe_kernels.h"
+
+#include <string>
+
+namespace {
+thread_local std::string tuningError;
+
+/// Per-call configs naming `tuning` (a moek_tuning_load handle), or none.
+const moek::KernelConfigs *withTable(const void *tuning,
+                                     moek::KernelConfigs &configs) {
+  if (!tuning)
+    return nullptr;
+  configs.tuning = static_cast<const moek::TuningTable *>(tuning);
+  return &configs;
+}
+} // namespace
 
 extern "C" {
 
@@ -44,20 +64,25 @@ int moek_routed_experts(const void *hidden, const int32_t *ids,
                         const float *weights, const void *w13, const void *w2,
                         void *out, int64_t T, int64_t H, int64_t E, int64_t K,
                         int64_t I, int dtype, void *ws, int64_t wsBytes,
-                        void *stream) {
+                        void *stream, const void *tuning) {
+  moek::KernelConfigs configs;
   return moek::routedExperts(hidden, ids, weights, w13, w2, out, T, H, E, K, I,
                              static_cast<moek::DType>(dtype), ws,
                              static_cast<size_t>(wsBytes),
-                             static_cast<cudaStream_t>(stream));
+                             static_cast<cudaStream_t>(stream),
+                             withTable(tuning, configs));
 }
 
 int moek_shared_experts(const void *hidden, const void *w13, const void *w2,
                         void *out, int64_t T, int64_t H, int64_t I, int dtype,
-                        void *ws, int64_t wsBytes, void *stream) {
+                        void *ws, int64_t wsBytes, void *stream,
+                        const void *tuning) {
+  moek::KernelConfigs configs;
   return moek::sharedExperts(hidden, w13, w2, out, T, H, I,
                              static_cast<moek::DType>(dtype), ws,
                              static_cast<size_t>(wsBytes),
-                             static_cast<cudaStream_t>(stream));
+                             static_cast<cudaStream_t>(stream),
+                             withTable(tuning, configs));
 }
 
 int moek_add(const void *lhs, const void *rhs, void *out, int64_t n,
@@ -66,13 +91,28 @@ int moek_add(const void *lhs, const void *rhs, void *out, int64_t n,
                    static_cast<cudaStream_t>(stream));
 }
 
-void moek_set_gemm_impl(int impl) {
-  moek::setGemmImpl(static_cast<moek::GemmImpl>(impl));
+/// A parsed tuning file to pass to the expert ops, or null (the reason in
+/// moek_tuning_error()).
+void *moek_tuning_load(const char *path) {
+  auto *table = new moek::TuningTable;
+  if (table->load(path, tuningError))
+    return table;
+  delete table;
+  return nullptr;
 }
 
-void moek_set_pdl(int enabled) { moek::setProgrammaticLaunch(enabled != 0); }
+void moek_tuning_free(void *tuning) {
+  delete static_cast<moek::TuningTable *>(tuning);
+}
 
-void moek_set_tuning(int flags) { moek::setTuningFlags(flags); }
+/// Makes a tuning file the process-wide table; 0 on success, else -1.
+int moek_load_tuning_file(const char *path) {
+  return moek::loadTuningFile(path, tuningError) ? 0 : -1;
+}
+
+void moek_clear_tuning(void) { moek::setTuning(nullptr); }
+
+const char *moek_tuning_error(void) { return tuningError.c_str(); }
 
 const char *moek_last_error(void) { return moek::lastErrorMessage(); }
 

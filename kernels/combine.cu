@@ -106,7 +106,8 @@ template <typename Elem>
 cudaError_t launchTyped(const void *partial, int64_t ldp,
                         const int32_t *inverse, const float *weights,
                         void *out, int64_t T, int64_t K, int64_t H,
-                        int64_t c0, int64_t ncols, cudaStream_t stream) {
+                        int64_t c0, int64_t ncols, bool pdl,
+                        cudaStream_t stream) {
   const int64_t chunks = ncols / 8;
   const bool vec8 =
       sizeof(Elem) == 2 && ncols % 8 == 0 && ldp % 8 == 0 && H % 8 == 0 &&
@@ -122,7 +123,7 @@ cudaError_t launchTyped(const void *partial, int64_t ldp,
   if constexpr (sizeof(Elem) == 2) {
     if (vec8) {
       MOEK_CHECK_CUDA(launchKernel(
-          combineVec8Kernel<Elem>, dim3(unsigned(blocks)), dim3(kCombineThreads),
+          pdl, combineVec8Kernel<Elem>, dim3(unsigned(blocks)), dim3(kCombineThreads),
           0, stream, static_cast<const uint4 *>(partial), int(ldp / 8), inverse,
           weights, static_cast<Elem *>(out), int(T), int(K), H, c0,
           int(chunks)));
@@ -130,7 +131,7 @@ cudaError_t launchTyped(const void *partial, int64_t ldp,
     }
   }
   MOEK_CHECK_CUDA(launchKernel(
-      combineScalarKernel<Elem>, dim3(unsigned(blocks)), dim3(kCombineThreads),
+      pdl, combineScalarKernel<Elem>, dim3(unsigned(blocks)), dim3(kCombineThreads),
       0, stream, static_cast<const Elem *>(partial), ldp, inverse, weights,
       static_cast<Elem *>(out), T, int(K), H, c0, ncols));
   return cudaSuccess;
@@ -142,17 +143,17 @@ cudaError_t launchCombine(const void *partial, int64_t ldp,
                           const int32_t *inverse, const float *weights,
                           void *out, int64_t T, int64_t K, int64_t H,
                           int64_t c0, int64_t ncols, DType dtype,
-                          cudaStream_t stream) {
+                          const LaunchConfig &config, cudaStream_t stream) {
   switch (dtype) {
   case DType::BF16:
     return launchTyped<__nv_bfloat16>(partial, ldp, inverse, weights, out, T,
-                                      K, H, c0, ncols, stream);
+                                      K, H, c0, ncols, config.pdl, stream);
   case DType::F16:
     return launchTyped<__half>(partial, ldp, inverse, weights, out, T, K, H,
-                               c0, ncols, stream);
+                               c0, ncols, config.pdl, stream);
   case DType::F32:
     return launchTyped<float>(partial, ldp, inverse, weights, out, T, K, H, c0,
-                              ncols, stream);
+                              ncols, config.pdl, stream);
   }
   return invalid("combine: dtype");
 }

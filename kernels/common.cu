@@ -1,62 +1,14 @@
 //===- common.cu - Error reporting and device queries ---------------------===//
 #include "common.cuh"
 
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
-
 namespace moek {
 namespace {
 thread_local std::string lastError;
-
-/// MOEK_GEMM_IMPL=auto|wgmma|mma|simt sets the initial choice (tests,
-/// benchmarks and debugging without recompiling).
-int initialGemmImpl() {
-  const char *env = std::getenv("MOEK_GEMM_IMPL");
-  if (!env)
-    return static_cast<int>(GemmImpl::Auto);
-  if (!std::strcmp(env, "wgmma"))
-    return static_cast<int>(GemmImpl::Wgmma);
-  if (!std::strcmp(env, "mma"))
-    return static_cast<int>(GemmImpl::MmaSync);
-  if (!std::strcmp(env, "simt"))
-    return static_cast<int>(GemmImpl::Simt);
-  return static_cast<int>(GemmImpl::Auto);
-}
-
-std::atomic<int> gemmImpl{initialGemmImpl()};
-
-bool initialPdl() {
-  const char *env = std::getenv("MOEK_PDL");
-  return !(env && !std::strcmp(env, "0"));
-}
-std::atomic<bool> pdl{initialPdl()};
 } // namespace
-
-void setProgrammaticLaunch(bool enabled) { pdl.store(enabled); }
-
-namespace {
-std::atomic<int> tuning{[] {
-  const char *env = std::getenv("MOEK_TUNING");
-  return env ? std::atoi(env) : 0;
-}()};
-} // namespace
-
-void setTuningFlags(int flags) { tuning.store(flags); }
 
 const char *lastErrorMessage() { return lastError.c_str(); }
 
-void setGemmImpl(GemmImpl impl) { gemmImpl.store(static_cast<int>(impl)); }
-GemmImpl getGemmImpl() { return static_cast<GemmImpl>(gemmImpl.load()); }
-
 namespace detail {
-
-bool pdlEnabled() { return pdl.load(std::memory_order_relaxed); }
-int tuningFlags() { return tuning.load(std::memory_order_relaxed); }
-LaunchPolicy &threadPolicy() {
-  static thread_local LaunchPolicy policy;
-  return policy;
-}
 
 cudaError_t setError(cudaError_t err, const std::string &what) {
   lastError = what + ": " + cudaGetErrorString(err);

@@ -37,13 +37,13 @@ inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 //===--- Programmatic dependent launch (PDL) ----------------------------===//
 //
 // Every kernel of this library may be launched with programmatic stream
-// serialization (LaunchPolicy::pdl) and starts with pdlWait() (plus
-// pdlTrigger(), early or late): it lets the next kernel
+// serialization (the pdl field of its GemmConfig or LaunchConfig) and starts
+// with pdlWait() (plus pdlTrigger(), early or late): it lets the next kernel
 // in the stream be scheduled as soon as this one is running (hiding launch
 // latency and prologues), while griddepcontrol.wait blocks until the previous
 // grid has completed and its memory is visible. No kernel touches global
 // memory before that wait, so every read-after-write and write-after-read
-// between kernels keeps its order. MOEK_PDL=0 turns the attribute off.
+// between kernels keeps its order.
 
 __device__ __forceinline__ void pdlWait() {
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
@@ -56,72 +56,20 @@ __device__ __forceinline__ void pdlWaitAndTrigger() {
   pdlTrigger();
 }
 
-bool pdlEnabled();
+/// The heuristic's view of the current device.
+inline DeviceProps deviceProps(const DeviceInfo &info) {
+  DeviceProps d;
+  d.smCount = info.smCount;
+  d.major = info.major;
+  d.minor = info.minor;
+  return d;
+}
 
-/// Kernel flags of the Hopper GEMMs (GemmProblem::flags).
-enum KernelFlag : int {
-  kIdleHalfSkip = 1, // a consumer warpgroup with no valid rows skips wgmma
-  kEarlyTrigger = 2, // persistent GEMMs trigger dependents at their start
-  kHalfA = 4,        // Down: a tile of <= 64 rows loads only 64 rows of A
-  kScalarEpilogue = 8, // Down: stage full tiles with 32-bit stores, not stmatrix
-  kDirectPartialStores = 16, // Down: partial tiles stored from registers
-};
-
-/// moek::setTuningFlags bits: overrides of the per-op launch policy.
-enum TuningFlag : int {
-  kForceIdleSkip = 1,
-  kForceEarlyTrigger = 2,
-  kForceNoIdleSkip = 4,
-  kForcePdl = 8,
-  kForceNoPdl = 16,
-  kForceWideN = 32,   // Hopper GEMMs: 128 x 256 tiles
-  kForceNarrowN = 64, // Hopper GEMMs: 128 x 128 tiles
-  kForceNoHalfA = 128, // Hopper GEMMs: full 128-row A boxes even for short tiles
-  kForceScalarEpilogue = 256, // Hopper down GEMM: 32-bit smem stores in the epilogue
-  kForceDirectPartialStores = 512, // Hopper down GEMM: partial tiles from registers
-};
-int tuningFlags();
-
-/// How the kernels of one op are launched. Measured on an H200 (see
-/// bench/NOTES.md): PDL and the idle-half skip pay for decode-sized problems
-/// (few rows per expert, every tile mostly padding) and cost 5-15% on large
-/// ones, so an op picks them by its size; tuning flags override.
-struct LaunchPolicy {
-  bool pdl = false;
-  bool idleSkip = false;
-  bool earlyTrigger = false;
-  bool halfA = false;   // with idleSkip: 64-row A loads for short Down tiles
-  bool narrowN = false; // prefer 128-column tiles
-  int forceN = 0;       // 128 or 256: tuning override
-};
-LaunchPolicy &threadPolicy();
-
-/// Sets the calling thread's policy for the duration of one op.
-class ScopedPolicy {
-public:
-  /// rowsPerGroup: average GEMM rows per expert (T*K/E, or T).
-  explicit ScopedPolicy(double rowsPerGroup) : saved_(threadPolicy()) {
-    LaunchPolicy p;
-    const bool small = rowsPerGroup < 64.0;
-    const int t = tuningFlags();
-    p.pdl = (small || (t & kForcePdl)) && !(t & kForceNoPdl);
-    p.idleSkip = (small || (t & kForceIdleSkip)) && !(t & kForceNoIdleSkip);
-    p.earlyTrigger = (t & kForceEarlyTrigger) != 0;
-    p.halfA = p.idleSkip && !(t & kForceNoHalfA);
-    p.narrowN = small;
-    p.forceN = (t & kForceNarrowN) ? 128 : (t & kForceWideN) ? 256 : 0;
-    threadPolicy() = p;
-  }
-  ~ScopedPolicy() { threadPolicy() = saved_; }
-
-private:
-  LaunchPolicy saved_;
-};
-
-/// cudaLaunchKernelEx with the PDL attribute (when enabled).
+/// cudaLaunchKernelEx, with the PDL attribute when `pdl`.
 template <typename... KArgs, typename... Args>
-cudaError_t launchKernel(void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                         size_t smem, cudaStream_t stream, Args &&...args) {
+cudaError_t launchKernel(bool pdl, void (*kernel)(KArgs...), dim3 grid,
+                         dim3 block, size_t smem, cudaStream_t stream,
+                         Args &&...args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -131,7 +79,7 @@ cudaError_t launchKernel(void (*kernel)(KArgs...), dim3 grid, dim3 block,
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = (pdlEnabled() && threadPolicy().pdl) ? 1 : 0;
+  cfg.numAttrs = pdl ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 

@@ -49,43 +49,35 @@ bool aligned16(const void *p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-/// The implementation to use for both GEMMs of one op.
-cudaError_t chooseImpl(DType dtype, int64_t H, int64_t I,
-                       std::initializer_list<const void *> ptrs,
-                       GemmImpl &impl) {
-  detail::DeviceInfo info;
-  cudaError_t err = detail::currentDeviceInfo(info);
-  if (err != cudaSuccess)
-    return err;
-  bool tensorCoreOk = dtype != DType::F32 && H % 8 == 0 && I % 8 == 0;
+/// The shape of the op's GEMMs as the heuristic sees it.
+GemmShape opShape(int64_t rows, int64_t groups, int64_t H, int64_t I,
+                  DType dtype, std::initializer_list<const void *> ptrs) {
+  GemmShape s;
+  s.rows = rows;
+  s.groups = groups;
+  s.hidden = H;
+  s.inter = I;
+  s.dtype = dtype;
   for (const void *p : ptrs)
-    tensorCoreOk = tensorCoreOk && aligned16(p);
-  const bool wgmmaOk = tensorCoreOk && info.major == 9;
-  const bool mmaOk = tensorCoreOk && info.major >= 8;
-  GemmImpl want = getGemmImpl();
-  switch (want) {
-  case GemmImpl::Auto:
-    impl = wgmmaOk ? GemmImpl::Wgmma
-                   : (mmaOk ? GemmImpl::MmaSync : GemmImpl::Simt);
-    return cudaSuccess;
-  case GemmImpl::Wgmma:
-    impl = want;
-    return wgmmaOk ? cudaSuccess
-                   : detail::unsupported("wgmma GEMM for this dtype/shape/device");
-  case GemmImpl::MmaSync:
-    impl = want;
-    return mmaOk ? cudaSuccess
-                 : detail::unsupported("mma.sync GEMM for this dtype/shape/device");
-  case GemmImpl::Simt:
-    impl = want;
-    return cudaSuccess;
-  }
-  return detail::invalid("GEMM implementation");
+    s.aligned16 = s.aligned16 && aligned16(p);
+  return s;
 }
 
-cudaError_t runGemm(GemmImpl impl, const GemmProblem &p, DType dtype,
-                    cudaStream_t stream) {
-  switch (impl) {
+/// The config of one GEMM launch; unsupported when it names an
+/// implementation that cannot run the shape on this device.
+cudaError_t gemmConfig(const GemmShape &shape, const detail::DeviceInfo &info,
+                       const KernelConfigs *configs, GemmConfig &config) {
+  const DeviceProps device = detail::deviceProps(info);
+  config = resolveGemmConfig(shape, device, configs);
+  if (gemmImplSupported(config.impl, shape, device))
+    return cudaSuccess;
+  return detail::unsupported(
+      std::string(config.impl == GemmImpl::Wgmma ? "wgmma" : "mma.sync") +
+      " GEMM for this dtype/shape/device");
+}
+
+cudaError_t runGemm(const GemmProblem &p, DType dtype, cudaStream_t stream) {
+  switch (p.config.impl) {
   case GemmImpl::Wgmma: return detail::launchGemmWgmma(p, dtype, stream);
   case GemmImpl::MmaSync: return detail::launchGemmMma(p, dtype, stream);
   default: return detail::launchGemmSimt(p, dtype, stream);
@@ -120,7 +112,7 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
                           const void *w2, void *output, int64_t T, int64_t H,
                           int64_t E, int64_t K, int64_t I, DType dtype,
                           void *workspace, size_t workspaceBytes,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, const KernelConfigs *configs) {
   if (!validDType(dtype))
     return detail::invalid("routedExperts: dtype");
   if (T < 0 || H <= 0 || E <= 0 || K <= 0 || I <= 0)
@@ -154,18 +146,42 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
   if (!cv.ok)
     return detail::invalid("routedExperts: workspace too small after alignment");
 
-  detail::ScopedPolicy policy(double(TK) / double(E));
-  GemmImpl impl;
-  cudaError_t err =
-      chooseImpl(dtype, H, I, {hidden, w13, w2, output, act, partial}, impl);
+  detail::DeviceInfo info;
+  cudaError_t err = detail::currentDeviceInfo(info);
   if (err != cudaSuccess)
     return err;
-
-  err = detail::launchRouting(topkIds, TK, E, offsets, sorted, inverse, stream);
-  if (err != cudaSuccess)
-    return err;
-
+  GemmShape shape =
+      opShape(TK, E, H, I, dtype, {hidden, w13, w2, output, act, partial});
+  shape.op = GemmOp::GateUp;
+  shape.columns = I;
   GemmProblem g1;
+  err = gemmConfig(shape, info, configs, g1.config);
+  if (err != cudaSuccess)
+    return err;
+  // Every down launch but the last has C columns: two configs at most, both
+  // checked before anything is enqueued.
+  const int64_t lastCols = H - (H - 1) / C * C;
+  GemmConfig downFull, downLast;
+  shape.op = GemmOp::Down;
+  shape.columns = C;
+  err = gemmConfig(shape, info, configs, downFull);
+  if (err != cudaSuccess)
+    return err;
+  shape.columns = lastCols;
+  err = gemmConfig(shape, info, configs, downLast);
+  if (err != cudaSuccess)
+    return err;
+  LaunchShape launchShape;
+  launchShape.op = LaunchOp::RoutedExperts;
+  launchShape.rows = TK;
+  launchShape.groups = E;
+  const LaunchConfig launch = resolveLaunchConfig(launchShape, configs);
+
+  err = detail::launchRouting(topkIds, TK, E, offsets, sorted, inverse, launch,
+                              stream);
+  if (err != cudaSuccess)
+    return err;
+
   g1.mode = GemmMode::GateUp;
   g1.offsets = offsets;
   g1.numGroups = static_cast<int>(E);
@@ -179,13 +195,14 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
   g1.inter = I;
   g1.out = act;
   g1.ldo = I;
-  err = runGemm(impl, g1, dtype, stream);
+  err = runGemm(g1, dtype, stream);
   if (err != cudaSuccess)
     return err;
 
   for (int64_t c0 = 0; c0 < H; c0 += C) {
     const int64_t ncols = H - c0 < C ? H - c0 : C;
     GemmProblem g2;
+    g2.config = c0 + C < H ? downFull : downLast;
     g2.mode = GemmMode::Down;
     g2.offsets = offsets;
     g2.numGroups = static_cast<int>(E);
@@ -198,11 +215,11 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
     g2.bRowOffset = c0;
     g2.out = partial;
     g2.ldo = C;
-    err = runGemm(impl, g2, dtype, stream);
+    err = runGemm(g2, dtype, stream);
     if (err != cudaSuccess)
       return err;
     err = detail::launchCombine(partial, C, inverse, topkWeights, output, T, K,
-                                H, c0, ncols, dtype, stream);
+                                H, c0, ncols, dtype, launch, stream);
     if (err != cudaSuccess)
       return err;
   }
@@ -212,7 +229,7 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
 cudaError_t sharedExperts(const void *hidden, const void *w13, const void *w2,
                           void *output, int64_t T, int64_t H, int64_t I,
                           DType dtype, void *workspace, size_t workspaceBytes,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, const KernelConfigs *configs) {
   if (!validDType(dtype))
     return detail::invalid("sharedExperts: dtype");
   if (T < 0 || H <= 0 || I <= 0)
@@ -236,13 +253,24 @@ cudaError_t sharedExperts(const void *hidden, const void *w13, const void *w2,
   if (!cv.ok)
     return detail::invalid("sharedExperts: workspace too small after alignment");
 
-  detail::ScopedPolicy policy(double(T));
-  GemmImpl impl;
-  cudaError_t err = chooseImpl(dtype, H, I, {hidden, w13, w2, output, act}, impl);
+  detail::DeviceInfo info;
+  cudaError_t err = detail::currentDeviceInfo(info);
+  if (err != cudaSuccess)
+    return err;
+  GemmShape shape = opShape(T, 1, H, I, dtype, {hidden, w13, w2, output, act});
+  shape.op = GemmOp::GateUp;
+  shape.columns = I;
+  GemmProblem g1;
+  err = gemmConfig(shape, info, configs, g1.config);
+  if (err != cudaSuccess)
+    return err;
+  shape.op = GemmOp::Down;
+  shape.columns = H;
+  GemmProblem g2;
+  err = gemmConfig(shape, info, configs, g2.config);
   if (err != cudaSuccess)
     return err;
 
-  GemmProblem g1;
   g1.mode = GemmMode::GateUp;
   g1.numGroups = 1;
   g1.rows = T;
@@ -253,11 +281,10 @@ cudaError_t sharedExperts(const void *hidden, const void *w13, const void *w2,
   g1.inter = I;
   g1.out = act;
   g1.ldo = I;
-  err = runGemm(impl, g1, dtype, stream);
+  err = runGemm(g1, dtype, stream);
   if (err != cudaSuccess)
     return err;
 
-  GemmProblem g2;
   g2.mode = GemmMode::Down;
   g2.numGroups = 1;
   g2.rows = T;
@@ -268,7 +295,7 @@ cudaError_t sharedExperts(const void *hidden, const void *w13, const void *w2,
   g2.nExtent = H;
   g2.out = output;
   g2.ldo = H;
-  return runGemm(impl, g2, dtype, stream);
+  return runGemm(g2, dtype, stream);
 }
 
 } // namespace moek

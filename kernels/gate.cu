@@ -112,7 +112,8 @@ __global__ __launch_bounds__(256) void gateMixedKernel(const TA *x, const TB *w,
 
 template <typename TA>
 cudaError_t launchMixed(const void *x, DType wt, const void *w, float *out,
-                        int64_t T, int64_t H, int64_t E, cudaStream_t stream) {
+                        int64_t T, int64_t H, int64_t E, bool pdl,
+                        cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(detail::ceilDiv(E, kGT)),
             static_cast<unsigned>(detail::ceilDiv(T, kGT)));
   if (detail::ceilDiv(T, kGT) > 65535)
@@ -121,19 +122,19 @@ cudaError_t launchMixed(const void *x, DType wt, const void *w, float *out,
   cudaError_t err;
   switch (wt) {
   case DType::BF16:
-    err = detail::launchKernel(gateMixedKernel<TA, __nv_bfloat16>, grid,
-                               dim3(256), 0, stream, xa,
+    err = detail::launchKernel(pdl, gateMixedKernel<TA, __nv_bfloat16>,
+                               grid, dim3(256), 0, stream, xa,
                                static_cast<const __nv_bfloat16 *>(w), out, T,
                                H, E);
     break;
   case DType::F16:
-    err = detail::launchKernel(gateMixedKernel<TA, __half>, grid, dim3(256), 0,
-                               stream, xa, static_cast<const __half *>(w), out,
+    err = detail::launchKernel(pdl, gateMixedKernel<TA, __half>, grid,
+                               dim3(256), 0, stream, xa, static_cast<const __half *>(w), out,
                                T, H, E);
     break;
   default:
-    err = detail::launchKernel(gateMixedKernel<TA, float>, grid, dim3(256), 0,
-                               stream, xa, static_cast<const float *>(w), out,
+    err = detail::launchKernel(pdl, gateMixedKernel<TA, float>, grid,
+                               dim3(256), 0, stream, xa, static_cast<const float *>(w), out,
                                T, H, E);
     break;
   }
@@ -146,33 +147,40 @@ cudaError_t launchMixed(const void *x, DType wt, const void *w, float *out,
 
 cudaError_t gate(const void *hidden, DType hiddenDtype, const void *gateWeight,
                  DType weightDtype, float *logits, int64_t T, int64_t H,
-                 int64_t E, cudaStream_t stream, cublasHandle_t handle) {
+                 int64_t E, cudaStream_t stream, cublasHandle_t handle,
+                 const KernelConfigs *configs) {
   if (hiddenDtype == weightDtype)
     return gate(hidden, gateWeight, logits, T, H, E, hiddenDtype, stream,
-                handle);
+                handle, configs);
   if (T < 0 || H <= 0 || E <= 0)
     return detail::invalid("gate: T >= 0, H > 0 and E > 0 required");
   if (T == 0)
     return cudaSuccess;
   if (!hidden || !gateWeight || !logits)
     return detail::invalid("gate: null pointer");
+  LaunchShape shape;
+  shape.op = LaunchOp::Gate;
+  shape.rows = T;
+  const bool pdl = resolveLaunchConfig(shape, configs).pdl;
   switch (hiddenDtype) {
   case DType::BF16:
     return launchMixed<__nv_bfloat16>(hidden, weightDtype, gateWeight, logits,
-                                      T, H, E, stream);
+                                      T, H, E, pdl, stream);
   case DType::F16:
     return launchMixed<__half>(hidden, weightDtype, gateWeight, logits, T, H,
-                               E, stream);
+                               E, pdl, stream);
   case DType::F32:
     return launchMixed<float>(hidden, weightDtype, gateWeight, logits, T, H,
-                              E, stream);
+                              E, pdl, stream);
   }
   return detail::invalid("gate: dtype");
 }
 
 cudaError_t gate(const void *hidden, const void *gateWeight, float *logits,
                  int64_t T, int64_t H, int64_t E, DType dtype,
-                 cudaStream_t stream, cublasHandle_t handle) {
+                 cudaStream_t stream, cublasHandle_t handle,
+                 const KernelConfigs *) {
+  // cuBLAS chooses its own launch; no config applies.
   if (T < 0 || H <= 0 || E <= 0)
     return detail::invalid("gate: T >= 0, H > 0 and E > 0 required");
   if (T == 0)

@@ -323,14 +323,14 @@ cudaError_t launchMmaTyped(const GemmProblem &p, cudaStream_t stream) {
     auto k = mmaGemmKernel<Elem, GemmMode::GateUp>;
     MOEK_CHECK_CUDA(cudaFuncSetAttribute(
         k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    MOEK_CHECK_CUDA(launchKernel(k, dim3(unsigned(blocks)), dim3(kThreads),
-                                 smem, stream, p, nTilesN));
+    MOEK_CHECK_CUDA(launchKernel(p.config.pdl, k, dim3(unsigned(blocks)),
+                                 dim3(kThreads), smem, stream, p, nTilesN));
   } else {
     auto k = mmaGemmKernel<Elem, GemmMode::Down>;
     MOEK_CHECK_CUDA(cudaFuncSetAttribute(
         k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    MOEK_CHECK_CUDA(launchKernel(k, dim3(unsigned(blocks)), dim3(kThreads),
-                                 smem, stream, p, nTilesN));
+    MOEK_CHECK_CUDA(launchKernel(p.config.pdl, k, dim3(unsigned(blocks)),
+                                 dim3(kThreads), smem, stream, p, nTilesN));
   }
   MOEK_CHECK_LAUNCH("mmaGemmKernel");
   return cudaSuccess;
@@ -348,7 +348,8 @@ cudaError_t launchSimtTyped(const GemmProblem &p, cudaStream_t stream) {
               static_cast<unsigned>(n));
     auto k = p.mode == GemmMode::GateUp ? simtGemmKernel<Elem, GemmMode::GateUp>
                                         : simtGemmKernel<Elem, GemmMode::Down>;
-    MOEK_CHECK_CUDA(launchKernel(k, grid, dim3(128), 0, stream, p, r0));
+    MOEK_CHECK_CUDA(launchKernel(p.config.pdl, k, grid, dim3(128), 0, stream, p,
+                                 r0));
     MOEK_CHECK_LAUNCH("simtGemmKernel");
   }
   return cudaSuccess;

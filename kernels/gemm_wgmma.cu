@@ -52,7 +52,7 @@ template <int BN> __host__ __device__ constexpr int bStageBytesOf() {
 /// (hundreds) and 2 x (64 x BN) of staging for the TMA-store epilogue: 3
 /// stages at BN = 256, 4 at BN = 128.
 template <GemmMode MODE, int BN> __host__ __device__ constexpr int stagesOf() {
-  return (MODE == GemmMode::GateUp || BN == 128) ? 4 : 3;
+  return wgmmaStages(MODE, BN);
 }
 template <int BN> __host__ __device__ constexpr int stagingBytesPerWg() {
   return 64 * BN * 2;
@@ -260,9 +260,9 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
   // Nothing above touches global memory; everything below may depend on the
   // previous kernel in the stream. The next kernel is released after this
   // block's last tile (its blocks could not share the SM anyway), unless
-  // kEarlyTrigger asks for it now.
+  // earlyTrigger asks for it now.
   pdlWait();
-  if (p.flags & kEarlyTrigger)
+  if (p.config.earlyTrigger)
     pdlTrigger();
   if (threadIdx.x >= 32 && threadIdx.x < 64)
     buildTilePrefix<kBM>(p.offsets, G, p.rows, sOff, sTiles);
@@ -325,7 +325,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       }
       asm volatile("cp.async.wait_all;\n" ::: "memory");
     } else if (ptid == 0) {
-      const bool halfTiles = (p.flags & kHalfA) != 0;
+      const bool halfTiles = p.config.halfA;
       int it = 0;
       for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
         const TileCoord tc = decodeTile<kBM>(tile, nTilesN, G, sOff, sTiles);
@@ -337,7 +337,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
           const uint32_t ph = (it / kStages) & 1;
           const uint32_t full = smemAddr(&fullBar[s]);
           mbarWait(smemAddr(&emptyBar[s]), ph ^ 1);
-          // With the idle-half skip (kHalfA is set only with it), a tile of
+          // With the idle-half skip (halfA is set only with it), a tile of
           // at most 64 rows is computed by the first consumer alone: load
           // only its 64 rows of A (the same bytes in the same swizzled place
           // as the first half of a 128-row box). At decode sizes most tiles
@@ -374,8 +374,7 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       // the stages: the other one then has the tensor cores to itself.
       const bool active =
           __shfl_sync(0xffffffffu,
-                      (cw * 64 < tc.rowsHere || !(p.flags & kIdleHalfSkip)) ? 1
-                                                                             : 0,
+                      (cw * 64 < tc.rowsHere || !p.config.idleHalfSkip) ? 1 : 0,
                       0) != 0;
       if (!active) {
         for (int kb = 0; kb < numK; ++kb, ++it) {
@@ -422,14 +421,14 @@ __global__ __launch_bounds__(kThreads, 1) void wgmmaGemmKernel(
       const bool fullN = (tc.nTile + 1) * kBN <= p.nExtent;
       const bool staged =
           MODE == GemmMode::Down &&
-          ((myRows >= 64 && fullN) || !(p.flags & kDirectPartialStores));
+          ((myRows >= 64 && fullN) || !p.config.directPartialStores);
       if (staged && myRows <= 0)
         continue; // only padding rows (reached without the idle skip)
       if (staged) {
         if (ctid == 0)
           bulkWaitRead(); // the previous tile's store has read the staging
         namedBarrier(1 + cw, 128);
-        if (!(p.flags & kScalarEpilogue)) {
+        if (!p.config.scalarEpilogue) {
           // stmatrix: per instruction, 8x8 blocks (column block i + g / 2,
           // rows + 8 (g % 2)) for g = 0..3; a quarter of the instructions of
           // 32-bit stores.
@@ -593,13 +592,17 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
   if (tiles > INT32_MAX)
     return unsupported("wgmma GEMM: too many tiles");
   const bool down = p.mode == GemmMode::Down;
+  const int stages = down ? stagesOf<GemmMode::Down, BN>()
+                          : stagesOf<GemmMode::GateUp, BN>();
+  if (p.config.stages != stages)
+    return unsupported("wgmma GEMM: config " + describe(p.config) + " (" +
+                       (down ? "down" : "gate-up") + " tiles of width " +
+                       std::to_string(BN) + " have " + std::to_string(stages) +
+                       " stages)");
   GemmProblem q = p;
-  q.flags = (threadPolicy().idleSkip ? kIdleHalfSkip : 0) |
-            (threadPolicy().earlyTrigger ? kEarlyTrigger : 0) |
-            (threadPolicy().halfA ? kHalfA : 0) |
-            ((tuningFlags() & kForceScalarEpilogue) ? kScalarEpilogue : 0) |
-            ((tuningFlags() & kForceDirectPartialStores) ? kDirectPartialStores
-                                                         : 0);
+  // The second consumer computes on A rows 64..127 unless it skips idle
+  // halves, so 64-row A boxes go only with the skip.
+  q.config.halfA = p.config.halfA && p.config.idleHalfSkip;
   const size_t smem = 1024 +
                       (down ? pipeBytesOf<GemmMode::Down, BN>() +
                                   stagingBytesOf<GemmMode::Down, BN>()
@@ -638,8 +641,9 @@ cudaError_t launchWithN(const GemmProblem &p, DType dtype,
   MOEK_CHECK_CUDA(cudaFuncSetAttribute(
       kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
       static_cast<int>(smem)));
-  MOEK_CHECK_CUDA(launchKernel(kernel, dim3(grid), dim3(kThreads), smem, stream,
-                               mapA, mapAHalf, mapB, mapOut, q, nTilesN));
+  MOEK_CHECK_CUDA(launchKernel(q.config.pdl, kernel, dim3(grid),
+                               dim3(kThreads), smem, stream, mapA, mapAHalf,
+                               mapB, mapOut, q, nTilesN));
   MOEK_CHECK_LAUNCH("wgmmaGemmKernel");
   return cudaSuccess;
 }
@@ -651,18 +655,10 @@ cudaError_t launchTyped(const GemmProblem &p, DType dtype,
   cudaError_t err = currentDeviceInfo(info);
   if (err != cudaSuccess)
     return err;
-  // Narrow tiles when the wide ones would not give every SM four or more
-  // tiles (uneven last round), or for decode-sized ops (the upper bound on
-  // M tiles is loose there); the policy's tuning flags can force either.
-  const int64_t wideTiles =
-      mTilesUpperBound(p.rows, p.numGroups, kBM) * int64_t(nTilesFor<256>(p));
-  bool narrow = threadPolicy().narrowN || wideTiles < 4 * int64_t(info.smCount);
-  if (threadPolicy().forceN == 128)
-    narrow = true;
-  else if (threadPolicy().forceN == 256)
-    narrow = false;
-  return narrow ? launchWithN<Elem, 128>(p, dtype, info, stream)
-                : launchWithN<Elem, 256>(p, dtype, info, stream);
+  // The tile width is the config's (chooseGemmConfig: 128 for decode-sized
+  // ops and when 256-wide tiles would not give every SM four).
+  return p.config.tileN == 128 ? launchWithN<Elem, 128>(p, dtype, info, stream)
+                               : launchWithN<Elem, 256>(p, dtype, info, stream);
 }
 
 } // namespace
@@ -675,6 +671,10 @@ cudaError_t launchGemmWgmma(const GemmProblem &p, DType dtype,
     return err;
   if (info.major != 9)
     return unsupported("wgmma GEMM: needs an sm_90 device");
+  if (p.config.tileM != kBM || p.config.cluster != 1 ||
+      (p.config.tileN != 128 && p.config.tileN != 256))
+    return unsupported("wgmma GEMM: config " + describe(p.config) +
+                       " (tiles 128x128 or 128x256, no clusters)");
   if (p.kDim % 8 != 0)
     return unsupported("wgmma GEMM: K must be a multiple of 8");
   if ((reinterpret_cast<uintptr_t>(p.a) | reinterpret_cast<uintptr_t>(p.b)) %

@@ -163,15 +163,15 @@ __global__ __launch_bounds__(kRouteThreads) void routeCompact(
 
 cudaError_t launchRouting(const int32_t *ids, int64_t numPairs, int64_t E,
                           int32_t *offsets, int32_t *sorted, int32_t *inverse,
-                          cudaStream_t stream) {
+                          const LaunchConfig &config, cudaStream_t stream) {
   MOEK_CHECK_CUDA(cudaMemsetAsync(inverse, 0xff,
                                   sizeof(int32_t) * numPairs, stream));
-  MOEK_CHECK_CUDA(launchKernel(routeCount, dim3(unsigned(E)),
+  MOEK_CHECK_CUDA(launchKernel(config.pdl, routeCount, dim3(unsigned(E)),
                                dim3(kRouteThreads), 0, stream, ids, numPairs,
                                offsets));
-  MOEK_CHECK_CUDA(launchKernel(routeScan, dim3(1), dim3(kRouteThreads), 0,
+  MOEK_CHECK_CUDA(launchKernel(config.pdl, routeScan, dim3(1), dim3(kRouteThreads), 0,
                                stream, offsets, static_cast<int>(E)));
-  MOEK_CHECK_CUDA(launchKernel(routeCompact, dim3(unsigned(E)),
+  MOEK_CHECK_CUDA(launchKernel(config.pdl, routeCompact, dim3(unsigned(E)),
                                dim3(kRouteThreads), 0, stream, ids, numPairs,
                                offsets, sorted, inverse));
   return cudaSuccess;

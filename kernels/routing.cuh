@@ -17,9 +17,9 @@ namespace detail {
 /// offsets: E+1 ints; sorted/inverse: numPairs ints each.
 cudaError_t launchRouting(const int32_t *ids, int64_t numPairs, int64_t E,
                           int32_t *offsets, int32_t *sorted, int32_t *inverse,
-                          cudaStream_t stream);
+                          const LaunchConfig &config, cudaStream_t stream);
 
-enum class GemmMode : int { GateUp = 0, Down = 1 };
+using GemmMode = GemmOp;
 
 /// One grouped GEMM launch. Row r of group g is global row offsets[g] + r.
 struct GemmProblem {
@@ -47,7 +47,9 @@ struct GemmProblem {
   // Output. GateUp: act [rows, inter]; Down: out[row * ldo + col].
   void *out = nullptr;
   int64_t ldo = 0;
-  int flags = 0; // TuningFlag bits
+  // How to launch it (resolved: impl is never Auto; halfA only with
+  // idleHalfSkip). The kernels read the switches from here.
+  GemmConfig config;
 };
 
 /// Kernel implementations; each checks its own shape/alignment needs and
@@ -65,18 +67,9 @@ cudaError_t launchCombine(const void *partial, int64_t ldp,
                           const int32_t *inverse, const float *weights,
                           void *out, int64_t T, int64_t K, int64_t H,
                           int64_t c0, int64_t ncols, DType dtype,
-                          cudaStream_t stream);
+                          const LaunchConfig &config, cudaStream_t stream);
 
 //===--- Tile scheduling shared by the GEMM kernels -----------------------===//
-
-/// Upper bound on the number of BM-row tiles over all groups.
-inline int64_t mTilesUpperBound(int64_t rows, int64_t groups, int64_t bm) {
-  if (groups <= 1)
-    return ceilDiv(rows, bm);
-  int64_t nonEmpty = groups < rows ? groups : rows;
-  int64_t bound = (rows + nonEmpty * (bm - 1)) / bm;
-  return bound < rows ? bound : rows;
-}
 
 /// Warp 0 of the block loads the group offsets into sOff[0..G] and writes
 /// sTiles[g] = number of BM-row tiles of groups < g (sTiles[G] = total).

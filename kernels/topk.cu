@@ -180,7 +180,8 @@ __global__ __launch_bounds__(kTopkWarps * 32) void topkKernel(TopkArgs a) {
 
 cudaError_t topk(const float *logits, const float *bias, int32_t *topkIds,
                  float *topkWeights, int64_t T, int64_t E,
-                 const TopKParams &p, cudaStream_t stream) {
+                 const TopKParams &p, cudaStream_t stream,
+                 const KernelConfigs *configs) {
   if (T < 0 || E <= 0 || E > 1024)
     return detail::invalid("topk: 0 < E <= 1024 required");
   if (p.k <= 0 || p.k > kMaxK || p.k > E)
@@ -210,10 +211,15 @@ cudaError_t topk(const float *logits, const float *bias, int32_t *topkIds,
   a.softmax = p.scoring == Scoring::Softmax;
   a.renormalize = p.renormalize;
   a.scale = p.routedScalingFactor;
+  LaunchShape shape;
+  shape.op = LaunchOp::TopK;
+  shape.rows = T;
+  const bool pdl = resolveLaunchConfig(shape, configs).pdl;
   size_t smem = static_cast<size_t>(kTopkWarps) * 2 * E * sizeof(float);
   dim3 grid(static_cast<unsigned>(detail::ceilDiv(T, kTopkWarps)));
   MOEK_CHECK_CUDA(
-      detail::launchKernel(topkKernel, grid, dim3(kTopkWarps * 32), smem, stream, a));
+      detail::launchKernel(pdl, topkKernel, grid, dim3(kTopkWarps * 32), smem,
+                           stream, a));
   MOEK_CHECK_LAUNCH("topkKernel");
   return cudaSuccess;
 }

@@ -11,25 +11,31 @@
 // place (identical bytes), odd sizes (T = 1, T and H not multiples of the
 // tiles, experts with no tokens, invalid ids), every GEMM implementation.
 //
-// Usage: moe-kernels-test [--quick] [--seed N] [--skip-code N] [--impls a,b]
+// GoogleTest, one test per op and case (GPU tests skip without a CUDA
+// device; the argument checks need none). Besides the gtest flags:
+//   moe-kernels-test [--quick] [--seed N] [--impls a,b]
 //   --impls: GEMM paths to test among wgmma, mma, simt (default all); the
-//   wgmma path runs twice: 128x256 tiles, and 128x128 tiles with the
-//   decode-size launch policy (idle-half skip, programmatic launch).
-// Without a CUDA device it prints "SKIP: no CUDA device" and exits 0 (or the
-// --skip-code value, which ctest maps to "skipped").
+//   wgmma path runs three times, each with a tuning table over the default
+//   configs: 128x256 tiles, the same with the scalar down epilogue, and
+//   128x128 tiles with the decode-size switches (idle-half skip, PDL).
+// Each test seeds its generator from the seed and its name, so a test run
+// alone (--gtest_filter) sees the same data.
 //===----------------------------------------------------------------------===//
 #include "moe_kernels.h"
 #include "reference.h"
 
 #include <cuda_runtime.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -38,7 +44,7 @@ using namespace moek;
 
 namespace {
 
-int gPass = 0, gFail = 0, gSkip = 0;
+bool gQuick = false;
 
 // Expert outputs: a bf16 rounding flip of one act or partial element (the GPU
 // accumulates in a different order than the double reference) moves an output
@@ -53,42 +59,58 @@ std::mt19937_64 gRng;
 void report(bool ok, const std::string &name, const std::string &detail) {
   std::printf("%s %s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
   std::fflush(stdout);
-  (ok ? gPass : gFail)++;
+  EXPECT_TRUE(ok) << name << " " << detail;
 }
 
+/// One GEMM path of a multi-path test that cannot run here (the others do).
 void skip(const std::string &name, const std::string &why) {
   std::printf("SKIP %s (%s)\n", name.c_str(), why.c_str());
-  ++gSkip;
 }
 
 const char *dtypeName(DType t) {
   return t == DType::BF16 ? "bf16" : t == DType::F16 ? "f16" : "f32";
 }
 
-/// A GEMM path under test: implementation plus launch-policy overrides
-/// (moek::setTuningFlags bits).
+/// A GEMM path under test: a tuning table over the default configs (the
+/// format of docs/kernels.md), passed to the launchers per call.
 struct Variant {
-  GemmImpl impl;
-  int tuning;
   const char *name;
+  const char *tuning;
 };
-const Variant kWgmmaWide = {GemmImpl::Wgmma, 32 | 4 | 16, "wgmma-n256"};
-const Variant kWgmmaNarrow = {GemmImpl::Wgmma, 64 | 1 | 8, "wgmma-n128+skip+pdl"};
+const Variant kWgmmaWide = {"wgmma-n256",
+                            "[gemm]\nimpl = wgmma\ntile_n = 256\n"
+                            "idle_half_skip = off\nhalf_a = off\npdl = off\n"
+                            "[launch]\npdl = off\n"};
+const Variant kWgmmaNarrow = {"wgmma-n128+skip+pdl",
+                              "[gemm]\nimpl = wgmma\ntile_n = 128\n"
+                              "idle_half_skip = on\nhalf_a = on\npdl = on\n"
+                              "[launch routed shared]\npdl = on\n"};
 // The down GEMM's full tiles staged with 32-bit stores instead of stmatrix,
 // and its partial tiles stored straight from registers instead of staged:
 // bit-identical by construction (same values, same places).
-const Variant kWgmmaWideScalar = {GemmImpl::Wgmma, 32 | 4 | 16 | 256 | 512,
-                                  "wgmma-n256+scalar-epilogue"};
-const Variant kMma = {GemmImpl::MmaSync, 0, "mma"};
-const Variant kSimt = {GemmImpl::Simt, 0, "simt"};
+const Variant kWgmmaWideScalar = {
+    "wgmma-n256+scalar-epilogue",
+    "[gemm]\nimpl = wgmma\ntile_n = 256\nidle_half_skip = off\n"
+    "half_a = off\npdl = off\n[gemm down]\nscalar_epilogue = on\n"
+    "direct_partial_stores = on\n[launch]\npdl = off\n"};
+const Variant kMma = {"mma", "[gemm]\nimpl = mma\n"};
+const Variant kSimt = {"simt", "[gemm]\nimpl = simt\n"};
 
-void select(const Variant &v) {
-  setGemmImpl(v.impl);
-  setTuningFlags(v.tuning);
-}
-void unselect() {
-  setGemmImpl(GemmImpl::Auto);
-  setTuningFlags(0);
+/// The per-call configs of a variant (tables parsed once, kept for the run).
+const KernelConfigs *configsOf(const Variant &v) {
+  static std::map<std::string, std::pair<TuningTable, KernelConfigs>> cache;
+  auto it = cache.find(v.name);
+  if (it == cache.end()) {
+    TuningTable table;
+    std::string error;
+    if (!table.parse(v.tuning, error, v.name)) {
+      ADD_FAILURE() << error;
+      return nullptr;
+    }
+    it = cache.emplace(v.name, std::make_pair(table, KernelConfigs())).first;
+    it->second.second.tuning = &it->second.first;
+  }
+  return &it->second.second;
 }
 
 /// Device buffer; all failures are fatal for the test binary (not the library).
@@ -330,11 +352,12 @@ void testRouted(const RoutedCase &rc, DType t,
                   "routed[%s T=%lld H=%lld E=%lld K=%lld I=%lld %s %s]",
                   rc.label, (long long)T, (long long)H, (long long)E,
                   (long long)K, (long long)I, dtypeName(t), impl.name);
-    select(impl);
+    const KernelConfigs *configs = configsOf(impl);
     auto run = [&](const void *in, void *out) {
       ws.poison();
       return finish(routedExperts(in, di.as<int32_t>(), dw.as<float>(), d13.p,
-                                  d2.p, out, T, H, E, K, I, t, ws.p, wsBytes, 0));
+                                  d2.p, out, T, H, E, K, I, t, ws.p, wsBytes, 0,
+                                  configs));
     };
     dout.poison();
     cudaError_t err = run(dx.p, dout.p);
@@ -362,7 +385,6 @@ void testRouted(const RoutedCase &rc, DType t,
     report(err == cudaSuccess && dinplace.download(T * H * B) == first,
            std::string(name) + " in-place==out-of-place", "");
   }
-  unselect();
   if (outputs.count(kWgmmaWide.name) && outputs.count(kWgmmaWideScalar.name))
     report(outputs[kWgmmaWide.name] == outputs[kWgmmaWideScalar.name],
            std::string("routed[") + rc.label + " " + dtypeName(t) + "] " +
@@ -391,12 +413,12 @@ void testShared(int64_t T, int64_t H, int64_t I, DType t,
     std::snprintf(name, sizeof name, "shared[T=%lld H=%lld I=%lld %s %s]",
                   (long long)T, (long long)H, (long long)I, dtypeName(t),
                   impl.name);
-    select(impl);
+    const KernelConfigs *configs = configsOf(impl);
     auto run = [&]() {
       ws.poison();
       dout.poison();
       return finish(sharedExperts(dx.p, d13.p, d2.p, dout.p, T, H, I, t, ws.p,
-                                  wsBytes, 0));
+                                  wsBytes, 0, configs));
     };
     cudaError_t err = run();
     if (err == cudaErrorNotSupported) {
@@ -414,7 +436,6 @@ void testShared(int64_t T, int64_t H, int64_t I, DType t,
     bool det = err == cudaSuccess && dout.download(T * H * B) == first;
     report(c.ok && det, name, c.text() + (det ? " deterministic" : " NONDETERMINISTIC"));
   }
-  unselect();
 }
 
 //===--- add ----------------------------------------------------------------===//
@@ -462,58 +483,95 @@ void testArgumentChecks() {
   report(ok, "argument-checks", "null pointers, small workspace, T=0, k > E");
 }
 
-} // namespace
 
-int main(int argc, char **argv) {
-  bool quick = false;
-  int skipCode = 0;
-  std::string implFilter; // e.g. "mma,simt": run only these GEMM paths
-  uint64_t seed = std::chrono::steady_clock::now().time_since_epoch().count();
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--quick")
-      quick = true;
-    else if (a == "--seed" && i + 1 < argc)
-      seed = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--skip-code" && i + 1 < argc)
-      skipCode = std::atoi(argv[++i]);
-    else if (a == "--impls" && i + 1 < argc)
-      implFilter = argv[++i];
+
+//===--- Registration ----------------------------------------------------------===//
+
+uint64_t gSeed = 0;
+
+bool hasDevice() {
+  static const bool has = [] {
+    int count = 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  }();
+  return has;
+}
+
+/// A test whose body is a closure; GPU tests skip without a device.
+class KernelTest : public ::testing::Test {
+public:
+  KernelTest(std::function<void()> body, bool needsDevice)
+      : body_(std::move(body)), needsDevice_(needsDevice) {}
+
+protected:
+  void SetUp() override {
+    if (needsDevice_ && !hasDevice())
+      GTEST_SKIP() << "no CUDA device";
   }
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::printf("SKIP: no CUDA device\n");
-    return skipCode;
+  void TestBody() override { body_(); }
+
+private:
+  std::function<void()> body_;
+  bool needsDevice_;
+};
+
+/// "odd H, 3 column blocks" -> "odd_H_3_column_blocks".
+std::string testName(const std::string &text) {
+  std::string out;
+  for (char c : text) {
+    bool word = std::isalnum(static_cast<unsigned char>(c));
+    if (word)
+      out += c;
+    else if (!out.empty() && out.back() != '_')
+      out += '_';
   }
-  cudaDeviceProp prop;
-  cudaGetDeviceProperties(&prop, 0);
-  std::printf("device: %s (sm_%d%d, %d SMs), seed %llu, %s\n", prop.name,
-              prop.major, prop.minor, prop.multiProcessorCount,
-              (unsigned long long)seed, quick ? "quick" : "full");
-  gRng.seed(seed);
-  auto keep = [&](std::vector<Variant> v) {
-    if (implFilter.empty())
-      return v;
-    std::vector<Variant> out;
-    for (const Variant &i : v)
-      if (implFilter.find(std::string(i.name).substr(0, 4)) != std::string::npos)
-        out.push_back(i);
-    return out;
+  while (!out.empty() && out.back() == '_')
+    out.pop_back();
+  return out;
+}
+
+void addTest(const char *suite, const std::string &name,
+             std::function<void()> body, bool needsDevice = true) {
+  const std::string test = testName(name);
+  // The data of a test depends only on the seed and the test's name.
+  const uint64_t seed = gSeed ^ std::hash<std::string>()(test);
+  ::testing::RegisterTest(
+      suite, test.c_str(), nullptr, nullptr, __FILE__, __LINE__,
+      [=]() -> ::testing::Test * {
+        return new KernelTest(
+            [=] {
+              gRng.seed(seed);
+              body();
+            },
+            needsDevice);
+      });
+}
+
+void registerTests(const std::vector<Variant> &all,
+                   const std::vector<Variant> &fast) {
+  const bool quick = gQuick;
+  addTest("ArgumentChecks", "no_device_work", testArgumentChecks,
+          /*needsDevice=*/false);
+
+  struct GateCase {
+    int64_t T, H, E;
+    DType t, tw;
   };
-  const std::vector<Variant> all =
-      keep({kWgmmaWide, kWgmmaWideScalar, kWgmmaNarrow, kMma, kSimt});
-  const std::vector<Variant> fast =
-      keep({kWgmmaWide, kWgmmaWideScalar, kWgmmaNarrow, kMma});
-
-  testArgumentChecks();
-  testGate(37, 200, 64, DType::BF16, DType::BF16);
-  testGate(37, 200, 64, DType::BF16, DType::F32); // mixed: tiled kernel
+  std::vector<GateCase> gates = {{37, 200, 64, DType::BF16, DType::BF16},
+                                 // mixed: tiled kernel
+                                 {37, 200, 64, DType::BF16, DType::F32}};
   if (!quick) {
-    testGate(512, 7168, 256, DType::BF16, DType::BF16);
-    testGate(100, 512, 128, DType::F16, DType::F16);
-    testGate(100, 512, 128, DType::F32, DType::F32);
-    testGate(300, 1000, 96, DType::F16, DType::BF16);
+    gates.push_back({512, 7168, 256, DType::BF16, DType::BF16});
+    gates.push_back({100, 512, 128, DType::F16, DType::F16});
+    gates.push_back({100, 512, 128, DType::F32, DType::F32});
+    gates.push_back({300, 1000, 96, DType::F16, DType::BF16});
   }
+  for (const GateCase &g : gates)
+    addTest("Gate",
+            "T" + std::to_string(g.T) + "_H" + std::to_string(g.H) + "_E" +
+                std::to_string(g.E) + "_" + dtypeName(g.t) + "_x_" +
+                dtypeName(g.tw),
+            [g] { testGate(g.T, g.H, g.E, g.t, g.tw); });
 
   TopKParams dsv3;
   dsv3.k = 8;
@@ -538,10 +596,20 @@ int main(int argc, char **argv) {
   softGrouped.renormalize = false;
   softGrouped.routedScalingFactor = 1.5f;
   const int64_t topkT = quick ? 33 : 2000;
-  testTopk("deepseek-v3 sigmoid+bias grouped E=256", topkT, 256, dsv3, true);
-  testTopk("kimi-k2 sigmoid+bias E=384", topkT, 384, kimi, true);
-  testTopk("qwen3 softmax renorm E=128", topkT, 128, qwen, false);
-  testTopk("softmax grouped no-renorm E=64", topkT, 64, softGrouped, false);
+  struct TopkCase {
+    const char *label;
+    int64_t E;
+    TopKParams p;
+    bool bias;
+  };
+  const TopkCase topks[] = {
+      {"deepseek-v3 sigmoid+bias grouped E=256", 256, dsv3, true},
+      {"kimi-k2 sigmoid+bias E=384", 384, kimi, true},
+      {"qwen3 softmax renorm E=128", 128, qwen, false},
+      {"softmax grouped no-renorm E=64", 64, softGrouped, false}};
+  for (const TopkCase &c : topks)
+    addTest("TopK", c.label,
+            [c, topkT] { testTopk(c.label, topkT, c.E, c.p, c.bias); });
 
   std::vector<RoutedCase> cases = {
       {"T=1", 1, 256, 8, 2, 64, {}, false, false},
@@ -556,32 +624,85 @@ int main(int argc, char **argv) {
     cases.push_back({"skewed", 300, 768, 64, 6, 256, {5}, false, true});
     cases.push_back({"H % 8 != 0 (SIMT)", 33, 1100, 8, 2, 72, {}, false, false});
   }
+  auto routed = [](const RoutedCase &c, DType t, std::vector<Variant> v) {
+    addTest("Routed", std::string(c.label) + " " + dtypeName(t),
+            [c, t, v] { testRouted(c, t, v); });
+  };
   for (const auto &c : cases)
-    testRouted(c, DType::BF16, quick ? fast : all);
+    routed(c, DType::BF16, quick ? fast : all);
   if (!quick) {
-    testRouted(cases[1], DType::F16, all);
-    testRouted(cases[2], DType::F16, fast);
-    testRouted(cases[0], DType::F32, all);
-    testRouted(cases[1], DType::F32, all);
+    routed(cases[1], DType::F16, all);
+    routed(cases[2], DType::F16, fast);
+    routed(cases[0], DType::F32, all);
+    routed(cases[1], DType::F32, all);
   }
 
-  testShared(1, 256, 64, DType::BF16, quick ? fast : all);
-  testShared(77, 200, 96, DType::BF16, quick ? fast : all);
+  auto shared = [](int64_t T, int64_t H, int64_t I, DType t,
+                   std::vector<Variant> v) {
+    addTest("Shared",
+            "T" + std::to_string(T) + "_H" + std::to_string(H) + "_I" +
+                std::to_string(I) + "_" + dtypeName(t),
+            [=] { testShared(T, H, I, t, v); });
+  };
+  shared(1, 256, 64, DType::BF16, quick ? fast : all);
+  shared(77, 200, 96, DType::BF16, quick ? fast : all);
   if (!quick) {
-    testShared(300, 1096, 136, DType::BF16, all);
-    testShared(20, 1100, 72, DType::BF16, all); // H % 8 != 0: SIMT only
-    testShared(2048, 1024, 512, DType::BF16, all);
-    testShared(77, 200, 96, DType::F16, all);
-    testShared(77, 200, 96, DType::F32, all);
+    shared(300, 1096, 136, DType::BF16, all);
+    shared(20, 1100, 72, DType::BF16, all); // H % 8 != 0: SIMT only
+    shared(2048, 1024, 512, DType::BF16, all);
+    shared(77, 200, 96, DType::F16, all);
+    shared(77, 200, 96, DType::F32, all);
   }
 
-  testAdd(1001, 0.5f, DType::BF16, false);
-  testAdd(4096, 1.0f, DType::BF16, true);
+  auto add = [](int64_t n, float scale, DType t, bool inPlace) {
+    char name[64];
+    std::snprintf(name, sizeof name, "n%lld_scale%g_%s%s", (long long)n,
+                  scale, dtypeName(t), inPlace ? "_in_place" : "");
+    addTest("Add", name, [=] { testAdd(n, scale, t, inPlace); });
+  };
+  add(1001, 0.5f, DType::BF16, false);
+  add(4096, 1.0f, DType::BF16, true);
   if (!quick) {
-    testAdd(1001, 2.5f, DType::F16, false);
-    testAdd(1003, 0.25f, DType::F32, true);
+    add(1001, 2.5f, DType::F16, false);
+    add(1003, 0.25f, DType::F32, true);
   }
+}
 
-  std::printf("SUMMARY: %d passed, %d failed, %d skipped\n", gPass, gFail, gSkip);
-  return gFail == 0 ? 0 : 1;
+} // namespace
+
+int main(int argc, char **argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  std::string implFilter; // e.g. "mma,simt": run only these GEMM paths
+  gSeed = std::chrono::steady_clock::now().time_since_epoch().count();
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick")
+      gQuick = true;
+    else if (a == "--seed" && i + 1 < argc)
+      gSeed = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--impls" && i + 1 < argc)
+      implFilter = argv[++i];
+  }
+  if (hasDevice()) {
+    cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    std::printf("device: %s (sm_%d%d, %d SMs), seed %llu, %s\n", prop.name,
+                prop.major, prop.minor, prop.multiProcessorCount,
+                (unsigned long long)gSeed, gQuick ? "quick" : "full");
+  } else {
+    // ctest reports the run as skipped on this line (kernels/CMakeLists.txt).
+    std::printf("SKIP: no CUDA device\n");
+  }
+  auto keep = [&](std::vector<Variant> v) {
+    if (implFilter.empty())
+      return v;
+    std::vector<Variant> out;
+    for (const Variant &i : v)
+      if (implFilter.find(std::string(i.name).substr(0, 4)) != std::string::npos)
+        out.push_back(i);
+    return out;
+  };
+  registerTests(keep({kWgmmaWide, kWgmmaWideScalar, kWgmmaNarrow, kMma, kSimt}),
+                keep({kWgmmaWide, kWgmmaWideScalar, kWgmmaNarrow, kMma}));
+  return RUN_ALL_TESTS();
 }

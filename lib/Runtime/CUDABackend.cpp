@@ -23,6 +23,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -310,6 +311,24 @@ private:
 };
 
 } // namespace
+
+/// Makes a tuning file (docs/kernels.md) the kernels' process-wide table, for
+/// every CUDA context. moe-run --tuning-file looks it up with dlsym, since a
+/// runtime without the CUDA backend does not define it. `error` receives the
+/// reason on failure (truncated to errorBytes).
+extern "C" MOERT_API moert_status
+moert_cuda_load_tuning_file(const char *path, char *error, size_t errorBytes) {
+  std::string why;
+  if (path && moek::loadTuningFile(path, why))
+    return MOERT_SUCCESS;
+  if (!path)
+    why = "no path";
+  if (error && errorBytes) {
+    std::strncpy(error, why.c_str(), errorBytes - 1);
+    error[errorBytes - 1] = '\0';
+  }
+  return MOERT_ERROR_INVALID_ARGUMENT;
+}
 
 std::unique_ptr<Backend> moert::createCUDABackend(int device,
                                                   std::string &error) {

@@ -60,6 +60,8 @@ options:
   --memory-limit BYTES    runtime memory limit over arguments and
                           intermediates (suffixes K M G T, Ki Mi Gi Ti;
                           0 = none)
+  --tuning-file PATH      kernel launch configs over the defaults (cuda
+                          only; format in docs/kernels.md)
   --json                  one JSON object on stdout
   --quiet                 no summary and no progress lines
   -h, --help              this text
@@ -101,6 +103,7 @@ struct Options {
   double tolerance = -1; // -1: by dtype
   bool checkFinite = false;
   int64_t memoryLimit = 0;
+  std::string tuningFile; // --tuning-file (CUDA kernels)
   bool json = false;
   bool quiet = false;
 };
@@ -268,6 +271,10 @@ Options parseOptions(int argc, char **argv) {
         fatal("--memory-limit expects a byte count such as 4096, 512Mi or "
               "80G, got '%s'",
               v.c_str());
+    } else if (name == "--tuning-file") {
+      o.tuningFile = needValue();
+      if (o.tuningFile.empty())
+        fatal("--tuning-file expects a path");
     } else if (name == "--json") {
       flag();
       o.json = true;
@@ -287,6 +294,8 @@ Options parseOptions(int argc, char **argv) {
   o.module = positional[0];
   if (o.warmup < 0)
     o.warmup = o.backend == MOERT_BACKEND_CUDA ? 1 : 0;
+  if (!o.tuningFile.empty() && o.backend != MOERT_BACKEND_CUDA)
+    fatal("--tuning-file configures the CUDA kernels (needs --backend cuda)");
   return o;
 }
 
@@ -533,6 +542,17 @@ int main(int argc, char **argv) {
   moert_context *ctx = nullptr;
   if (moert_context_create(opt.backend, opt.device, &ctx) != MOERT_SUCCESS)
     fatal("%s", moert_last_error());
+  if (!opt.tuningFile.empty()) {
+    // Defined by a runtime built with the CUDA backend only, hence looked up.
+    using LoadFn = moert_status (*)(const char *, char *, size_t);
+    auto load = reinterpret_cast<LoadFn>(
+        dlsym(RTLD_DEFAULT, "moert_cuda_load_tuning_file"));
+    if (!load)
+      fatal("--tuning-file: this libmoe_runtime has no CUDA kernels");
+    char error[512] = "";
+    if (load(opt.tuningFile.c_str(), error, sizeof error) != MOERT_SUCCESS)
+      fatal("--tuning-file: %s", error);
+  }
   if (opt.memoryLimit > 0 &&
       moert_set_memory_limit(ctx, opt.memoryLimit) != MOERT_SUCCESS)
     fatal("%s", moert_context_error(ctx));
