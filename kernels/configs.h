@@ -19,11 +19,14 @@
 #include <string>
 #include <vector>
 
+#include "moe/Runtime/OpContract.h"
+
 namespace moek {
 
-enum class DType : int { BF16 = 0, F16 = 1, F32 = 2 };
-
-inline int dtypeBytes(DType t) { return t == DType::F32 ? 4 : 2; }
+/// The element types are the op contract's (moe/Runtime/OpContract.h); the
+/// kernels take the float ones (BF16, F16, F32).
+using DType = moert::contract::DType;
+using moert::contract::dtypeBytes;
 
 /// Which matrix-multiply implementation a grouped GEMM uses.
 enum class GemmImpl : int {

@@ -6,8 +6,8 @@
 // combine into output[:, c0:c0+C]. GEMM1 reads every row of `hidden` before
 // the first combine writes `output`, so in-place (output == hidden) is safe.
 //
-// Workspace carving follows include/moe/Runtime/Workspace.h and
-// lib/Runtime/Backend.h (carveRoutedWorkspace): expert offsets (E+1), sorted
+// Workspace carving is include/moe/Runtime/WorkspaceLayout.h's, as in every
+// backend (carveRoutedWorkspace): expert offsets (E+1), sorted
 // pairs (T*K), pair positions = inverse permutation (T*K), activations
 // (T*K*I), partials (T*K*C), each at a 256-byte-aligned address. The
 // shared experts' activation (T*I) may overwrite nothing else, and since GEMM1
@@ -16,34 +16,13 @@
 //===----------------------------------------------------------------------===//
 #include "routing.cuh"
 
-#include "moe/Runtime/Workspace.h"
+#include "moe/Runtime/WorkspaceLayout.h"
 
 namespace moek {
 namespace {
 
 using detail::GemmMode;
 using detail::GemmProblem;
-
-/// Carves sub-buffers at MOERT_WORKSPACE_ALIGNMENT-aligned addresses, as
-/// lib/Runtime/Backend.h (carveRoutedWorkspace) does; the formula's slack
-/// covers one alignment gap per sub-buffer wherever the workspace starts.
-struct Carver {
-  char *base;
-  int64_t size;
-  int64_t offset = 0;
-  bool ok = true;
-  void *take(int64_t bytes) {
-    uintptr_t address = reinterpret_cast<uintptr_t>(base) + uintptr_t(offset);
-    uintptr_t aligned = (address + MOERT_WORKSPACE_ALIGNMENT - 1) /
-                        MOERT_WORKSPACE_ALIGNMENT * MOERT_WORKSPACE_ALIGNMENT;
-    offset += int64_t(aligned - address);
-    void *p = base + offset;
-    offset += bytes;
-    if (offset > size)
-      ok = false;
-    return p;
-  }
-};
 
 bool aligned16(const void *p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
@@ -136,15 +115,16 @@ cudaError_t routedExperts(const void *hidden, const int32_t *topkIds,
     return detail::invalid("routedExperts: workspace of " +
                            std::to_string(workspaceBytes) + " bytes, need " +
                            std::to_string(need));
-  const int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
-  Carver cv{static_cast<char *>(workspace), static_cast<int64_t>(workspaceBytes)};
-  auto *offsets = static_cast<int32_t *>(cv.take((E + 1) * 4));
-  auto *sorted = static_cast<int32_t *>(cv.take(TK * 4));
-  auto *inverse = static_cast<int32_t *>(cv.take(TK * 4));
-  void *act = cv.take(TK * I * B);
-  void *partial = cv.take(TK * C * B);
-  if (!cv.ok)
+  moert::RoutedWorkspaceLayout layout =
+      moert::carveRoutedWorkspace(workspace, T, H, E, K, I, B);
+  if (layout.bytes > int64_t(workspaceBytes))
     return detail::invalid("routedExperts: workspace too small after alignment");
+  const int64_t C = layout.combineColumns;
+  int32_t *offsets = layout.expertOffsets;
+  int32_t *sorted = layout.sortedPairs;
+  int32_t *inverse = layout.pairPositions;
+  void *act = layout.activations;
+  void *partial = layout.partials;
 
   detail::DeviceInfo info;
   cudaError_t err = detail::currentDeviceInfo(info);
@@ -248,9 +228,9 @@ cudaError_t sharedExperts(const void *hidden, const void *w13, const void *w2,
     return detail::invalid("sharedExperts: workspace of " +
                            std::to_string(workspaceBytes) + " bytes, need " +
                            std::to_string(need));
-  Carver cv{static_cast<char *>(workspace), static_cast<int64_t>(workspaceBytes)};
-  void *act = cv.take(T * I * B);
-  if (!cv.ok)
+  void *act = moert::carveSharedWorkspace(workspace);
+  if (static_cast<char *>(act) + T * I * B >
+      static_cast<char *>(workspace) + workspaceBytes)
     return detail::invalid("sharedExperts: workspace too small after alignment");
 
   detail::DeviceInfo info;

@@ -67,9 +67,7 @@ void skip(const std::string &name, const std::string &why) {
   std::printf("SKIP %s (%s)\n", name.c_str(), why.c_str());
 }
 
-const char *dtypeName(DType t) {
-  return t == DType::BF16 ? "bf16" : t == DType::F16 ? "f16" : "f32";
-}
+using moert::contract::dtypeName;
 
 /// A GEMM path under test: a tuning table over the default configs (the
 /// format of docs/kernels.md), passed to the launchers per call.

@@ -266,7 +266,7 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
   }
 
   RoutedWorkspaceLayout ws =
-      carveRoutedWorkspace(a.workspace, T, H, E, K, I, a.dtype);
+      carveRoutedWorkspace(a.workspace, T, H, E, K, I, dtypeBytes(a.dtype));
   int32_t *offsets = ws.expertOffsets;
 
   // 1. Routing metadata: a stable counting sort of the pairs by expert.

@@ -230,7 +230,8 @@ public:
     }
     int slot = static_cast<int>(pending_.size());
     RoutedWorkspaceLayout ws =
-        carveRoutedWorkspace(a.workspace, a.T, a.H, a.E, a.K, a.I, a.dtype);
+        carveRoutedWorkspace(a.workspace, a.T, a.H, a.E, a.K, a.I,
+                             dtypeBytes(a.dtype));
     cudaError_t err =
         cudaMemcpyAsync(&validPairs_[slot], ws.expertOffsets + a.E,
                         sizeof(int32_t), cudaMemcpyDeviceToHost, stream_);

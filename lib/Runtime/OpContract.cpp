@@ -274,27 +274,6 @@ std::vector<OpSpec> makeOps() {
 // Names
 //===----------------------------------------------------------------------===//
 
-const char *moert::contract::dtypeName(DType dtype) {
-  switch (dtype) {
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::F32:
-    return "f32";
-  case DType::I32:
-    return "i32";
-  }
-  return "?";
-}
-
-std::optional<DType> moert::contract::parseDType(std::string_view name) {
-  for (int i = 0; i < kNumDTypes; ++i)
-    if (name == dtypeName(DType(i)))
-      return DType(i);
-  return std::nullopt;
-}
-
 bool moert::contract::accepts(Element element, DType dtype) {
   switch (element) {
   case Element::Float:

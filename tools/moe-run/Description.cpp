@@ -431,8 +431,8 @@ public:
 
 /// A moe op, checked by its op contract: operands (the description lists the
 /// present ones, in the contract's order), attributes, aliasing.
-bool analyzeContractOp(const ModuleDescription &d, int64_t T,
-                       const contract::OpSpec &spec, const OpDesc &op,
+bool analyzeContractOp(int64_t T, const contract::OpSpec &spec,
+                       const OpDesc &op,
                        OpChecker &c, TypedOp &out) {
   size_t n = spec.operands.size();
   size_t given = op.operands.size();
@@ -576,7 +576,7 @@ bool analyzeOne(const ModuleDescription &d, int64_t T, size_t index,
   out.name = op.name;
   out.operands = op.operands;
   if (const contract::OpSpec *spec = contract::findOp(op.name))
-    return analyzeContractOp(d, T, *spec, op, c, out);
+    return analyzeContractOp(T, *spec, op, c, out);
   if (op.name == "memref.copy") {
     out.kind = OpKind::Copy;
     if (!c.operandCount(2) || !c.sameDtype(1, "target", 0))

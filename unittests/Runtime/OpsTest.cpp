@@ -391,7 +391,7 @@ TEST_F(RuntimeTest, RoutedWorkspaceHoldsTheDocumentedLayout) {
       << moert_last_error();
 
   moert::RoutedWorkspaceLayout layout =
-      moert::carveRoutedWorkspace(workspace, T, H, E, K, I, MOERT_F32);
+      moert::carveRoutedWorkspace(workspace, T, H, E, K, I, 4);
   EXPECT_LE(layout.bytes, bytes);
   // Pairs sorted by expert, stable by (token, slot); offsets; inverse.
   std::vector<int32_t> expected(size_t(T * K));
@@ -432,7 +432,7 @@ TEST_F(RuntimeTest, WorkspaceLayoutsFitTheFormula) {
           void *workspace = moert_alloc(bytes);
           ASSERT_NE(workspace, nullptr);
           moert::RoutedWorkspaceLayout layout =
-              moert::carveRoutedWorkspace(workspace, T, H, E, K, I, dtype);
+              moert::carveRoutedWorkspace(workspace, T, H, E, K, I, B);
           EXPECT_LE(layout.bytes, bytes);
           moert_free(workspace);
           EXPECT_EQ(moert_shared_experts_workspace_bytes(T, H, I, dtype),

@@ -40,8 +40,25 @@ enum class DType : int32_t { BF16 = 0, F16 = 1, F32 = 2, I32 = 3 };
 inline constexpr int kNumDTypes = 4;
 
 /// "bf16", "f16", "f32", "i32".
-const char *dtypeName(DType dtype);
-std::optional<DType> parseDType(std::string_view name);
+inline const char *dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::F32:
+    return "f32";
+  case DType::I32:
+    return "i32";
+  }
+  return "?";
+}
+inline std::optional<DType> parseDType(std::string_view name) {
+  for (int32_t i = 0; i < kNumDTypes; ++i)
+    if (name == dtypeName(DType(i)))
+      return DType(i);
+  return std::nullopt;
+}
 inline int64_t dtypeBytes(DType dtype) {
   return dtype == DType::BF16 || dtype == DType::F16 ? 2 : 4;
 }
