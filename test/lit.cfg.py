@@ -33,6 +33,7 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.moe_tools_dir, append_path=True)
 
 tools = ["moe-opt", "moe-gen", "moe-compile", "moe-run", "moe-scheduler-tests",
+         "moe-builder-tests",
          "moe_run_tests",
          "moe_runtime_tests"]
 llvm_config.add_tool_substitutions(
