@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Builder/ModelConfig.h"
+#include "moe/Runtime/OpContract.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -571,39 +572,39 @@ Error validate(const ModelConfig &config, const LayerOptions &options) {
                                   config.sharedSizeField + ")",
                               config.sharedIntermediateSize, 0))
     return error;
+  const std::string &experts = config.numExpertsField;
   float scale = static_cast<float>(config.routedScalingFactor);
   if (!(scale > 0.0f) || std::isinf(scale))
     return fail("routed_scaling_factor must be a positive finite f32 number, "
                 "got " +
                 formatv("{0}", format("%g", config.routedScalingFactor)));
 
-  // What moe.topk's verifier would reject, naming the config fields.
-  const std::string &experts = config.numExpertsField;
-  if (config.topK > config.numExperts)
-    return fail("num_experts_per_tok = " + Twine(config.topK) +
-                " exceeds the number of experts ('" + experts +
-                "' = " + Twine(config.numExperts) + ")");
-  if (config.numExperts % config.nGroup != 0)
-    return fail("n_group = " + Twine(config.nGroup) +
-                " does not divide the number of experts ('" + experts +
-                "' = " + Twine(config.numExperts) + ")");
-  if (config.topkGroup > config.nGroup)
-    return fail("topk_group = " + Twine(config.topkGroup) +
-                " exceeds n_group = " + Twine(config.nGroup));
-  int64_t selectable = config.topkGroup * (config.numExperts / config.nGroup);
-  if (config.topK > selectable)
-    return fail("num_experts_per_tok = " + Twine(config.topK) +
-                " exceeds the " + Twine(selectable) +
-                " experts of the best topk_group = " + Twine(config.topkGroup) +
-                " groups");
-  if (config.scoring == Scoring::Sigmoid && config.nGroup > 1 &&
-      config.numExperts / config.nGroup < 2)
-    return fail("n_group = " + Twine(config.nGroup) +
-                ": sigmoid group scores sum the two best experts of a group, "
-                "so every group needs at least 2 experts");
-  if (config.correctionBias && config.scoring != Scoring::Sigmoid)
-    return fail("the correction bias (topk_method \"noaux_tc\") needs "
-                "sigmoid scoring");
+  // What moe.topk's contract rejects (the verifier's rules), with the config
+  // fields they come from.
+  {
+    namespace contract = moert::contract;
+    const contract::OpSpec &topk = *contract::findOp("moe.topk");
+    contract::Sizes sizes = contract::unknownSizes();
+    sizes[size_t(contract::Sym::E)] = config.numExperts;
+    sizes[size_t(contract::Sym::K)] = config.topK;
+    std::vector<contract::AttrValue> attrs(topk.attrs.size());
+    auto set = [&](const char *name, int64_t i, double f = 0) {
+      contract::AttrValue &value = attrs[size_t(topk.attrIndex(name))];
+      value.present = true;
+      value.i = i;
+      value.f = f;
+    };
+    set("scoring", config.scoring == Scoring::Sigmoid ? 1 : 0);
+    set("k", config.topK);
+    set("n_group", config.nGroup);
+    set("topk_group", config.topkGroup);
+    set("routed_scaling_factor", 0, config.routedScalingFactor);
+    std::vector<bool> present = {true, config.correctionBias, true, true};
+    std::string rule = topk.rules(sizes, attrs, present);
+    if (!rule.empty())
+      return fail("moe.topk: " + rule + " (k is num_experts_per_tok, the " +
+                  "number of experts '" + experts + "')");
+  }
 
   // The layout.
   if (options.tp < 1 || options.tp > kMaxModelSize)

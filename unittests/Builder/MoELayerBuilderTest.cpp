@@ -281,12 +281,15 @@ TEST_F(BuilderTest, ValidationErrors) {
   options.tp = 1;
   model.topK = 300;
   EXPECT_EQ(llvm::toString(validate(model, options)),
-            "preset 'deepseek-v3': num_experts_per_tok = 300 exceeds the "
-            "number of experts ('n_routed_experts' = 256)");
+            "preset 'deepseek-v3': moe.topk: k = 300 exceeds the number of "
+            "experts (256) (k is num_experts_per_tok, the number of experts "
+            "'n_routed_experts')");
   model.topK = 8;
   model.topkGroup = 9;
   EXPECT_EQ(llvm::toString(validate(model, options)),
-            "preset 'deepseek-v3': topk_group = 9 exceeds n_group = 8");
+            "preset 'deepseek-v3': moe.topk: topk_group = 9 exceeds n_group = "
+            "8 (k is num_experts_per_tok, the number of experts "
+            "'n_routed_experts')");
   model.topkGroup = 4;
   options.functionName = "1st";
   EXPECT_EQ(llvm::toString(validate(model, options)),
