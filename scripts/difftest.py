@@ -52,6 +52,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,6 +68,49 @@ LOWER = ["--convert-linalg-to-loops", "--convert-scf-to-cf",
 
 class GenError(Exception):
     """The generator could not build a program (retried with another seed)."""
+
+
+class Contract:
+    """The op contract's checks and workspace formulas, asked of
+    `moe-contract --query` (one process, answers cached): which routing
+    parameters moe.topk accepts and how large each op's workspace is come
+    from the contract, not from rules restated here."""
+
+    def __init__(self):
+        self.bin_dirs = [os.path.join(REPO, "build", "bin")]
+        self.proc = None
+        self.cache = {}
+        self.lock = threading.Lock()
+
+    def query(self, request):
+        key = json.dumps(request, sort_keys=True)
+        with self.lock:
+            if key not in self.cache:
+                if self.proc is None:
+                    exe = next((os.path.join(d, "moe-contract") for d in self.bin_dirs
+                                if d and os.path.exists(os.path.join(d, "moe-contract"))),
+                               shutil.which("moe-contract"))
+                    if not exe:
+                        raise SystemExit("difftest: cannot find moe-contract (give --bin-dir)")
+                    self.proc = subprocess.Popen([exe, "--query"], stdin=subprocess.PIPE,
+                                                 stdout=subprocess.PIPE, text=True)
+                self.proc.stdin.write(key + "\n")
+                self.proc.stdin.flush()
+                self.cache[key] = json.loads(self.proc.stdout.readline())
+            return self.cache[key]
+
+    def legal(self, op, sizes, attrs=None, absent=(), dtype="f32"):
+        return self.query({"op": op, "sizes": sizes, "attrs": attrs or {},
+                           "absent": list(absent), "dtype": dtype})["ok"]
+
+    def workspace(self, op, sizes, dtype):
+        answer = self.query({"op": op, "sizes": sizes, "dtype": dtype})
+        if not answer["ok"]:
+            raise GenError("contract: " + answer["error"])
+        return tuple(answer["workspace"])
+
+
+CONTRACT = Contract()
 
 
 def mtype(shape, dtype):
@@ -283,20 +327,27 @@ class MoEGen:
             prog.features.add("two-token-values")
 
     def make_config(self):
+        """Routing parameters that moe.topk's contract accepts: drawn
+        broadly, kept when the contract says they are legal."""
         r = self.r
-        E = r.choice([2, 3, 4, 5, 6, 7, 8, 9, 12])
-        scoring = r.choice(["softmax", "sigmoid"])
-        groups = [g for g in range(1, E + 1) if E % g == 0 and
-                  (scoring == "softmax" or g == 1 or E // g >= 2)]
-        n_group = r.choice(groups) if r.random() < 0.5 else 1
-        topk_group = r.randint(1, n_group)
-        selectable = topk_group * (E // n_group)
-        k = r.randint(1, min(selectable, 4))
-        return {"E": E, "k": k, "I": r.choice([1, 2, 3, 4, 5, 7, 9, 16]),
-                "scoring": scoring, "n_group": n_group, "topk_group": topk_group,
-                "renormalize": r.random() < 0.5,
-                "scale": r.choice(["1.0", "2.5", "0.75", "1.5"]),
-                "bias": scoring == "sigmoid" and r.random() < 0.6}
+        for _ in range(200):
+            E = r.choice([2, 3, 4, 5, 6, 7, 8, 9, 12])
+            scoring = r.choice(["softmax", "sigmoid"])
+            n_group = r.randint(1, E) if r.random() < 0.5 else 1
+            topk_group = r.randint(1, n_group)
+            k = r.randint(1, min(E, 4))
+            bias = scoring == "sigmoid" and r.random() < 0.6
+            c = {"E": E, "k": k, "I": r.choice([1, 2, 3, 4, 5, 7, 9, 16]),
+                 "scoring": scoring, "n_group": n_group, "topk_group": topk_group,
+                 "renormalize": r.random() < 0.5,
+                 "scale": r.choice(["1.0", "2.5", "0.75", "1.5"]), "bias": bias}
+            attrs = {"scoring": scoring, "k": k, "n_group": n_group,
+                     "topk_group": topk_group, "renormalize": c["renormalize"],
+                     "routed_scaling_factor": float(c["scale"])}
+            if CONTRACT.legal("moe.topk", {"T": 1, "E": E, "K": k}, attrs,
+                              absent=() if bias else ("bias",)):
+                return c
+        raise GenError("no legal routing parameters")
 
     # Buffers ---------------------------------------------------------------
 
@@ -453,9 +504,9 @@ class MoEGen:
         self.add_op("topk", ins, [ids, wts], text)
 
     def routed_workspace(self, c):
-        B = ELEM_BYTES[self.dtype]
-        C = min(self.H, 512)
-        return (c["k"] * (8 + c["I"] * B + C * B), (c["E"] + 1) * 4 + 5 * 256)
+        return CONTRACT.workspace(
+            "moe.routed_experts",
+            {"T": 1, "H": self.H, "E": c["E"], "K": c["k"], "I": c["I"]}, self.dtype)
 
     def gen_routed(self):
         T, H, D = self.T, self.H, self.dtype
@@ -507,12 +558,13 @@ class MoEGen:
         self.p.has_shared = True
         if any(b.kind == "alloc" or b.role != "weight" for b in (w13, w2)):
             self.p.features.add("weight-from-a-buffer")
-        B = ELEM_BYTES[D]
+        workspace = CONTRACT.workspace("moe.shared_experts",
+                                       {"T": 1, "H": H, "I": Is}, D)
         self.add_op("shared", ins, [out], lambda i: (
             "moe.shared_experts ins(%s, %s, %s : %s, %s, %s) outs(%s : %s) "
             "{test.id = %d : i64}" % (hidden.name, w13.name, w2.name, hidden.type,
                                       w13.type, w2.type, out.name, out.type, i)),
-            workspace=(Is * B, 256))
+            workspace=workspace)
 
     def gen_add(self):
         T, H, D = self.T, self.H, self.dtype
@@ -1686,6 +1738,7 @@ def main():
     args = ap.parse_args()
 
     seeds = list(range(args.seed, args.seed + args.count))
+    CONTRACT.bin_dirs.insert(0, args.bin_dir)
     if args.print:
         for s in seeds:
             p = generate(s)
