@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "moe/Analysis/BlockMemoryModel.h"
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEContract.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -117,20 +118,31 @@ FailureOr<std::string> mlir::moe::describeEntryFunction(func::FuncOp func,
   };
   for (Operation &op : func.getBody().front()) {
     llvm::json::Object attrs;
-    if (auto topk = dyn_cast<TopKOp>(op)) {
-      attrs["scoring"] = stringifyScoringFunc(topk.getScoring()).str();
-      attrs["k"] = topk.getK();
-      attrs["n_group"] = topk.getNGroup();
-      attrs["topk_group"] = topk.getTopkGroup();
-      attrs["renormalize"] = topk.getRenormalize();
-      attrs["routed_scaling_factor"] =
-          double(topk.getRoutedScalingFactor().convertToFloat());
-      attrs["has_bias"] = static_cast<bool>(topk.getBias());
-    } else if (auto routed = dyn_cast<RoutedExpertsOp>(op)) {
-      attrs["inplace"] = routed.getInplace();
-    } else if (auto add = dyn_cast<AddOp>(op)) {
-      attrs["scale"] = double(add.getScale().convertToFloat());
-    } else if (!isa<GateOp, SharedExpertsOp, memref::CopyOp>(op)) {
+    if (const contract::OpSpec *spec = getContract(&op)) {
+      // The contract's attributes (defaults filled in), and whether each
+      // optional operand is present ("has_<name>").
+      std::vector<contract::AttrValue> values = getContractAttrs(&op);
+      for (auto [attr, value] : llvm::zip(spec->attrs, values)) {
+        switch (attr.kind) {
+        case contract::AttrKind::Int:
+          attrs[attr.name] = value.i;
+          break;
+        case contract::AttrKind::Float:
+          attrs[attr.name] = double(float(value.f));
+          break;
+        case contract::AttrKind::Unit:
+          attrs[attr.name] = value.present;
+          break;
+        case contract::AttrKind::Enum:
+          attrs[attr.name] = attr.cases[value.i];
+          break;
+        }
+      }
+      SmallVector<Value> operands = getContractOperands(&op);
+      for (auto [operand, value] : llvm::zip(spec->operands, operands))
+        if (operand.optional)
+          attrs[std::string("has_") + operand.name] = static_cast<bool>(value);
+    } else if (!isa<memref::CopyOp>(op)) {
       if (!isMemoryEffectFree(&op) &&
           !isa<memref::AllocOp, memref::DeallocOp, func::ReturnOp>(op))
         checkable = false; // An op the runner's reference does not model.
