@@ -68,8 +68,10 @@ struct TestPrintEffectsPass
 
 namespace mlir::moe::test {
 void registerTestCheckArenaPass();
+void registerTestContractDefaultsPass();
 void registerTestPasses() {
   PassRegistration<TestPrintEffectsPass>();
   registerTestCheckArenaPass();
+  registerTestContractDefaultsPass();
 }
 } // namespace mlir::moe::test
