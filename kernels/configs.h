@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 
 namespace moek {
 
-/// The element types are the op contract's (moe/Runtime/OpContract.h); the
+/// The element types are the op contract's (moe-runtime/OpContract.h); the
 /// kernels take the float ones (BF16, F16, F32).
 using DType = moert::contract::DType;
 using moert::contract::dtypeBytes;

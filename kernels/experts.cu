@@ -6,7 +6,7 @@
 // combine into output[:, c0:c0+C]. GEMM1 reads every row of `hidden` before
 // the first combine writes `output`, so in-place (output == hidden) is safe.
 //
-// Workspace carving is include/moe/Runtime/WorkspaceLayout.h's, as in every
+// Workspace carving is include/moe-runtime/WorkspaceLayout.h's, as in every
 // backend (carveRoutedWorkspace): expert offsets (E+1), sorted
 // pairs (T*K), pair positions = inverse permutation (T*K), activations
 // (T*K*I), partials (T*K*C), each at a 256-byte-aligned address. The
@@ -16,7 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "routing.cuh"
 
-#include "moe/Runtime/WorkspaceLayout.h"
+#include "moe-runtime/WorkspaceLayout.h"
 
 namespace moek {
 namespace {

@@ -21,7 +21,7 @@
 //     same inputs give the same bytes.
 //
 // Workspaces: routedExperts and sharedExperts take `workspace` of at least the
-// bytes given by include/moe/Runtime/Workspace.h (routedExpertsWorkspaceBytes /
+// bytes given by include/moe-runtime/Workspace.h (routedExpertsWorkspaceBytes /
 // sharedExpertsWorkspaceBytes below) and carve 256-byte-aligned sub-buffers
 // from it in the formula's order.
 //

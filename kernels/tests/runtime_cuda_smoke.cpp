@@ -12,7 +12,7 @@
 // Built only in a top-level build with MOE_ENABLE_CUDA (target moe_runtime);
 // prints "SKIP: ..." and exits 0 without a device.
 //===----------------------------------------------------------------------===//
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 #include "reference.h"
 
 #include <cmath>

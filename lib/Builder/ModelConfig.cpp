@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Builder/ModelConfig.h"
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"

@@ -26,8 +26,8 @@
 #ifndef MOE_LIB_RUNTIME_BACKEND_H
 #define MOE_LIB_RUNTIME_BACKEND_H
 
-#include "moe/Runtime/WorkspaceLayout.h"
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/WorkspaceLayout.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include <cstdint>
 #include <cstring>

@@ -16,7 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include <cstddef>
 #include <cstdint>

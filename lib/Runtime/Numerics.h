@@ -10,7 +10,7 @@
 #ifndef MOE_LIB_RUNTIME_NUMERICS_H
 #define MOE_LIB_RUNTIME_NUMERICS_H
 
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include <cstdint>
 #include <cstring>

@@ -3,8 +3,8 @@
 // The table of ops and the checks every consumer shares (OpContract.h).
 //
 //===----------------------------------------------------------------------===//
-#include "moe/Runtime/OpContract.h"
-#include "moe/Runtime/Workspace.h"
+#include "moe-runtime/OpContract.h"
+#include "moe-runtime/Workspace.h"
 
 #include <cmath>
 #include <limits>

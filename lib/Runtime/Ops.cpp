@@ -1,7 +1,7 @@
 //===- Ops.cpp - The C entry points of the moe ops ------------------------===//
 //
 // Each moert_<op> function gathers its arguments into a Call and validates it
-// against the op contract (moe/Runtime/OpContract.h): sizes, element types,
+// against the op contract (moe-runtime/OpContract.h): sizes, element types,
 // attributes and the op's rules, then every buffer (non-null unless empty,
 // aligned to its elements, its size within int64), the aliasing the contract
 // allows between outputs and inputs, and the workspace. Only then does the
@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "Internal.h"
 
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 
 using namespace moert;
 namespace contract = moert::contract;

@@ -18,7 +18,7 @@
 //===----------------------------------------------------------------------===//
 #include "Json.h"
 
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 
 #include <cstdio>
 #include <cstring>

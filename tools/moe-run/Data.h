@@ -14,7 +14,7 @@
 #ifndef MOE_TOOLS_MOE_RUN_DATA_H
 #define MOE_TOOLS_MOE_RUN_DATA_H
 
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 
 #include <cstdint>
 #include <string>

@@ -2,7 +2,7 @@
 
 #include "Description.h"
 
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 
 #include <cmath>
 #include <limits>

@@ -16,7 +16,7 @@
 #include "Json.h"
 #include "Reference.h"
 
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include <algorithm>
 #include <chrono>

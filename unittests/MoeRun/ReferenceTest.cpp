@@ -9,7 +9,7 @@
 #include "Reference.h"
 #include "TestDescriptions.h"
 
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include "gtest/gtest.h"
 

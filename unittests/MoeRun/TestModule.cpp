@@ -27,7 +27,7 @@
 
 #include "Description.h"
 
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include <cmath>
 #include <cstdint>

@@ -4,7 +4,7 @@
  * drives a context, the allocator and one op. Returns 0 on success, else the
  * number of the failed step.
  *===----------------------------------------------------------------------===*/
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include <stddef.h>
 

@@ -8,7 +8,7 @@
 #ifndef MOE_UNITTESTS_RUNTIME_TESTUTIL_H
 #define MOE_UNITTESTS_RUNTIME_TESTUTIL_H
 
-#include "moe/Runtime/moe_runtime.h"
+#include "moe-runtime/moe_runtime.h"
 
 #include "Numerics.h"
 

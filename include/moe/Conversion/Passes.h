@@ -24,7 +24,7 @@ namespace moe {
 /// to the LLVM dialect: linalg to loops, scf/cf, memref (allocations through
 /// the runtime), arith, index, func, and reconciles casts.
 /// The patterns of convert-moe-to-runtime: every moe op becomes a call of
-/// its op contract's runtime function (moe/Runtime/OpContract.h), and a
+/// its op contract's runtime function (moe-runtime/OpContract.h), and a
 /// contiguous memref.copy becomes moert_copy. Types are unchanged (memrefs
 /// stay memrefs; `converter` may be the identity). The ops must be
 /// lowerable: contiguous buffers, a planned workspace's arena in its block.

@@ -9,7 +9,7 @@ def ConvertMoEToRuntime : Pass<"convert-moe-to-runtime", "ModuleOp"> {
   let description = [{
     Replaces every moe op by a call to its runtime entry point (`moert_gate`,
     `moert_topk`, `moert_routed_experts`, `moert_shared_experts`,
-    `moert_add`; see `moe/Runtime/moe_runtime.h`), passing the aligned data
+    `moert_add`; see `moe-runtime/moe_runtime.h`), passing the aligned data
     pointers of its buffers, their sizes and dtype codes. The runtime works
     on the current context (`moert_set_current_context`); errors stay in the
     context and later calls do nothing.

@@ -1,7 +1,7 @@
 //===- MoEToRuntime.cpp - moe ops to calls into the moert runtime ---------===//
 //
 // One conversion pattern lowers every moe op: the op contract
-// (moe/Runtime/OpContract.h) gives its runtime function and the order and
+// (moe-runtime/OpContract.h) gives its runtime function and the order and
 // kind of that function's arguments (data pointers, dtype codes, the
 // workspace pointer, sizes, attributes). A second pattern lowers contiguous
 // memref.copy to moert_copy.

@@ -50,7 +50,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 include "moe/Dialect/MoE/IR/MoEInterfaces.td"
 
 // Every moe op's verifier, memory effects and workspace come from the op
-// contract (include/moe/Runtime/OpContract.h, lib/Dialect/MoE/IR/
+// contract (include/moe-runtime/OpContract.h, lib/Dialect/MoE/IR/
 // MoEContract.cpp): the op's operand groups, in order, are the contract's
 // operands.
 class MoE_Op<string mnemonic, list<Trait> traits = []>

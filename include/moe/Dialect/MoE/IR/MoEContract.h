@@ -2,14 +2,14 @@
 //
 // The moe ops' verifiers, memory effects and workspaces, and the lowering to
 // runtime calls, read each op through the op contract
-// (moe/Runtime/OpContract.h). These functions translate between an op in the
+// (moe-runtime/OpContract.h). These functions translate between an op in the
 // IR and the contract's terms.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_DIALECT_MOE_IR_MOECONTRACT_H
 #define MOE_DIALECT_MOE_IR_MOECONTRACT_H
 
-#include "moe/Runtime/OpContract.h"
+#include "moe-runtime/OpContract.h"
 #include "moe/Support/LinearSize.h"
 
 #include "mlir/IR/Operation.h"

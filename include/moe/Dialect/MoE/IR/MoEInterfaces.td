@@ -12,7 +12,7 @@ def MoE_WorkspaceOpInterface : OpInterface<"WorkspaceOpInterface"> {
     (the leading, possibly dynamic, dimension of the activations), so the
     scheduler and the memory planner can count it exactly even when the token
     count is only known at run time. The formulas live in
-    `moe/Runtime/Workspace.h`, shared with the runtime backends.
+    `moe-runtime/Workspace.h`, shared with the runtime backends.
   }];
   let methods = [
     InterfaceMethod<[{

@@ -8,7 +8,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 // Operand and attribute rules (element types, shapes, ranges, aliasing,
 // effects, workspace) are not declared here: the op contract
-// (include/moe/Runtime/OpContract.h) declares them once for the compiler, the
+// (include/moe-runtime/OpContract.h) declares them once for the compiler, the
 // runtime and the tools, and every op's verifier, memory effects and
 // workspace come from it (MoE_Op in MoEBase.td). This file gives each op its
 // operands' and attributes' names (in the contract's order), its syntax and

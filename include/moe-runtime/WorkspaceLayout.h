@@ -9,7 +9,7 @@
 #ifndef MOE_RUNTIME_WORKSPACELAYOUT_H
 #define MOE_RUNTIME_WORKSPACELAYOUT_H
 
-#include "moe/Runtime/Workspace.h"
+#include "moe-runtime/Workspace.h"
 
 #include <cstdint>
 

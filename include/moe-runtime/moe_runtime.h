@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#include "moe/Runtime/Workspace.h"
+#include "moe-runtime/Workspace.h"
 
 #if defined(_WIN32)
 #define MOERT_API
