@@ -14,10 +14,13 @@
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/Hashing.h"
+#include "llvm/Support/Debug.h"
 
 #include <deque>
 #include <queue>
 #include <unordered_map>
+
+#define DEBUG_TYPE "moe-schedule-peak-memory"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -576,6 +579,11 @@ mlir::moe::schedulePeakMemory(const BlockMemoryModel &model,
       }
     }
     allExact &= seg.exact;
+    LLVM_DEBUG(llvm::dbgs() << "segment [" << begin << ", " << end << "): "
+                            << seg.method << " peak " << heuristicPeak
+                            << (seg.exact ? ", exact " : ", not exact ")
+                            << seg.peak << ", " << statesLeft
+                            << " states left\n");
     optimum = segments.size() == 1 || results.empty()
                   ? seg.peak
                   : model.max(optimum, seg.peak);
@@ -611,6 +619,11 @@ mlir::moe::schedulePeakMemory(const BlockMemoryModel &model,
 
   result.optimal = allExact;
   LinearSize peak = model.peakOf(order);
+  LLVM_DEBUG(llvm::dbgs() << model.getNumNodes() << " nodes, "
+                          << segments.size() << " segments: input peak "
+                          << result.inputPeak << ", scheduled peak " << peak
+                          << " (" << (method.empty() ? "input" : method)
+                          << (allExact ? ", optimal" : "") << ")\n");
   // Never worse than the input; equal peaks keep the input.
   if (model.less(peak, result.inputPeak) && model.isLegalOrder(order)) {
     result.order = std::move(order);

@@ -4,6 +4,7 @@
 // dialect and its passes.
 //
 //===----------------------------------------------------------------------===//
+#include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/InitMoE.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -19,6 +20,7 @@ void registerTestPasses();
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::moe::registerAllPasses();
+  mlir::moe::registerMemoryReportCLOptions();
   mlir::moe::test::registerTestPasses();
 
   mlir::DialectRegistry registry;

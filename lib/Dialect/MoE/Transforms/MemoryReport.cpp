@@ -1,5 +1,6 @@
 //===- MemoryReport.cpp - JSON and SVG memory reports of the passes -------===//
 #include "MemoryReport.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/IR/AsmState.h"
@@ -8,6 +9,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/ManagedStatic.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 #include <algorithm>
@@ -16,25 +18,40 @@
 using namespace mlir;
 using namespace mlir::moe;
 
-static llvm::cl::opt<std::string> clMemoryReport(
-    "moe-memory-report",
-    llvm::cl::desc("Write the moe passes' memory report (JSON: per op live "
-                   "bytes, workspace, peak and live buffers, before and after) "
-                   "to this file"),
-    llvm::cl::value_desc("file.json"), llvm::cl::init(""));
+namespace {
+/// --moe-memory-report and --moe-memory-timeline: the report files of every
+/// moe pass that has none of its own. Created only when a tool registers
+/// them (registerMemoryReportCLOptions), not when the library loads.
+struct MemoryReportCLOptions {
+  llvm::cl::opt<std::string> report{
+      "moe-memory-report",
+      llvm::cl::desc("Write the moe passes' memory report (JSON: per op live "
+                     "bytes, workspace, peak and live buffers, before and "
+                     "after) to this file"),
+      llvm::cl::value_desc("file.json"), llvm::cl::init("")};
+  llvm::cl::opt<std::string> timeline{
+      "moe-memory-timeline",
+      llvm::cl::desc("Write the moe passes' buffer-lifetime timeline (SVG, "
+                     "peak marked, before and after) to this file"),
+      llvm::cl::value_desc("file.svg"), llvm::cl::init("")};
+};
+llvm::ManagedStatic<MemoryReportCLOptions> clOptions;
+} // namespace
 
-static llvm::cl::opt<std::string> clMemoryTimeline(
-    "moe-memory-timeline",
-    llvm::cl::desc("Write the moe passes' buffer-lifetime timeline (SVG, peak "
-                   "marked, before and after) to this file"),
-    llvm::cl::value_desc("file.svg"), llvm::cl::init(""));
+void mlir::moe::registerMemoryReportCLOptions() { (void)*clOptions; }
+
+static std::string defaultFile(bool report) {
+  if (!clOptions.isConstructed())
+    return "";
+  return report ? clOptions->report.getValue() : clOptions->timeline.getValue();
+}
 
 MemoryReporter::MemoryReporter(ModuleOp module, int64_t tokenHint,
                                StringRef reportFile, StringRef timelineFile,
                                StringRef passName)
     : module(module), tokenHint(tokenHint),
-      reportFile(reportFile.empty() ? clMemoryReport.getValue() : reportFile.str()),
-      timelineFile(timelineFile.empty() ? clMemoryTimeline.getValue()
+      reportFile(reportFile.empty() ? defaultFile(true) : reportFile.str()),
+      timelineFile(timelineFile.empty() ? defaultFile(false)
                                         : timelineFile.str()),
       passName(passName.str()) {}
 

@@ -10,6 +10,9 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "moe-plan-memory"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEPLANMEMORY
@@ -125,6 +128,7 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     if (std::optional<std::string> why =
             aliases.whyNotPlannable(alloc, b.dealloc, block)) {
       alloc->emitRemark() << "left out of the memory plan's arena: " << *why;
+      LLVM_DEBUG(llvm::dbgs() << "left out " << alloc << ": " << *why << "\n");
       MemoryPlan::LeftOut left{alloc, *why, ""};
       if (asmState) {
         llvm::raw_string_ostream os(left.name);
@@ -285,6 +289,10 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     }
   }
   plan.peakAfter = plan.arenaSize + leftOutPeak;
+  LLVM_DEBUG(llvm::dbgs() << items.size() << " items: arena " << plan.arenaSize
+                          << ", lower bound " << plan.lowerBound
+                          << ", outside the arena up to " << leftOutPeak
+                          << ", unplanned peak " << plan.peakBefore << "\n");
 
   // Never above `limit` (moe-optimize: the peak of the function as written).
   // Without one, never worse than the current order beyond the rounding of

@@ -14,6 +14,12 @@ namespace moe {
 #define GEN_PASS_REGISTRATION
 #include "moe/Dialect/MoE/Transforms/Passes.h.inc"
 
+/// Registers --moe-memory-report=FILE.json and --moe-memory-timeline=FILE.svg:
+/// the report files of every moe pass without report= / timeline= options of
+/// its own. For tools (moe-opt calls it); the library registers no
+/// command-line options by itself.
+void registerMemoryReportCLOptions();
+
 } // namespace moe
 } // namespace mlir
 
