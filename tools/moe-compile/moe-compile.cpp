@@ -13,6 +13,8 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/InitMoE.h"
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Target/EntryPoint.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"

@@ -33,27 +33,6 @@ void populateMoEToRuntimeConversionPatterns(const TypeConverter &converter,
 /// moe ops and contiguous memref.copy are illegal; everything else is legal.
 void configureMoEToRuntimeConversionTarget(ConversionTarget &target);
 
-void buildLowerToLLVMPipeline(OpPassManager &pm);
-
-/// Registers `moe-lower-to-llvm`: convert-moe-to-runtime followed by the
-/// pipeline above.
-void registerLowerToLLVMPipeline();
-
-/// The description of `func` that runners read (JSON: arguments with names,
-/// roles, dtypes and shapes; intermediate buffers; the moe ops in order with
-/// their operands and attributes; the planned peak, with every line of the
-/// arena's size when it is a maximum). Sizes are compared at `tokenHint`.
-/// Fails with a located error for what a runner cannot execute.
-FailureOr<std::string> describeEntryFunction(func::FuncOp func, bool optimized,
-                                             int64_t tokenHint = 16384);
-
-/// Adds `void moe_entry(void **args, int64_t tokens)`, which builds a memref
-/// for each argument of `func` from `args[i]` (contiguous, the token count
-/// for dynamic dimensions) and calls it, and the global
-/// `moe_module_description` holding `description`.
-LogicalResult addEntryPoint(ModuleOp module, func::FuncOp func,
-                            StringRef description);
-
 } // namespace moe
 } // namespace mlir
 

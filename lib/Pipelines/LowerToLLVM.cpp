@@ -1,4 +1,5 @@
 //===- LowerToLLVM.cpp - From moe IR to the LLVM dialect ------------------===//
+#include "moe/Pipelines/Pipelines.h"
 #include "moe/Conversion/Passes.h"
 
 #include "mlir/Conversion/Passes.h"

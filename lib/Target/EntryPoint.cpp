@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moe/Analysis/BlockMemoryModel.h"
-#include "moe/Conversion/Passes.h"
+#include "moe/Target/EntryPoint.h"
 #include "moe/Dialect/MoE/IR/MoEContract.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
