@@ -1,5 +1,5 @@
 // convert-moe-to-runtime's preconditions not covered by
-// test/Conversion/moe-to-runtime.mlir: a planned workspace needs its arena.
+// test/Conversion/MoEToRuntime/moe-to-runtime.mlir: a planned workspace needs its arena.
 // RUN: moe-opt %s --convert-moe-to-runtime -verify-diagnostics -o /dev/null
 
 func.func @workspace_without_arena(%x: memref<4x8xf32>, %w13: memref<4x8xf32>, %w2: memref<8x2xf32>, %o: memref<4x8xf32>) {

@@ -1,8 +1,8 @@
 // Why moe-plan-memory (and moe-optimize) leave a function unplanned: the
 // report's "plan" says "applied": false and a "reason". Not errors: the
 // function runs as written, buffer by buffer. The other reasons are tested in
-// test/Transforms/plan-memory.mlir (the arena would exceed the unplanned
-// peak) and test/Transforms/plan-memory-regressions.mlir (the token count).
+// test/Dialect/MoE/Transforms/plan-memory.mlir (the arena would exceed the unplanned
+// peak) and test/Dialect/MoE/Transforms/plan-memory-regressions.mlir (the token count).
 // RUN: moe-opt %s --moe-plan-memory --moe-memory-report=%t.json 2>&1 | FileCheck %s
 // RUN: FileCheck %s --check-prefix=REPORT --input-file=%t.json
 // RUN: moe-opt %s --moe-plan-memory | moe-opt --moe-plan-memory --moe-memory-report=%t.again.json -o /dev/null

@@ -4,7 +4,7 @@
 // that has a default in the op contract to that default, and prints the op:
 // the printer elides an attribute equal to its MoEOps.td default, so an
 // attribute still printed has a different default there than in the
-// contract (an error, at the op). test/Dialect/MoE/contract.mlir runs it on
+// contract (an error, at the op). test/Dialect/MoE/IR/contract.mlir runs it on
 // one op of each kind.
 //
 //===----------------------------------------------------------------------===//
