@@ -50,126 +50,8 @@ struct Item {
 };
 } // namespace
 
-MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
-                                 std::optional<LinearSize> limit,
-                                 EffectsCache *effects, bool nameItems) {
-  MemoryPlan plan;
-  if (func.isExternal()) {
-    plan.reason = "external function";
-    return plan;
-  }
-  Block &block = func.getFunctionBody().front();
-  BlockMemoryModel model(block, tokenHint, effects);
-  if (!model.isValid()) {
-    plan.reason = model.getError();
-    return plan;
-  }
-  plan.peakBefore = model.peakOf(model.getInputOrder());
-  for (Operation &op : block)
-    if (op.hasAttr(kArenaAttrName)) {
-      plan.reason = "already planned";
-      return plan;
-    }
-
-  // The one token-count value that dynamic sizes use.
-  Value tokens;
-  for (const BlockMemoryModel::Buffer &b : model.getBuffers())
-    for (Value size : b.alloc->getOperands()) {
-      if (tokens && tokens != size) {
-        plan.reason = "dynamic sizes use different token-count values";
-        return plan;
-      }
-      tokens = size;
-    }
-  // The arena goes first in the block, so that it and every view dominate
-  // all uses: the token count's definition moves up with it, which needs it
-  // computed without memory effects from the function's arguments (not from
-  // a buffer the plan would move into the arena).
-  SmallVector<Operation *> tokenSlice;
-  if (tokens) {
-    SmallVector<Value> worklist = {tokens};
-    llvm::SmallPtrSet<Operation *, 8> seen;
-    while (!worklist.empty()) {
-      Operation *def = worklist.pop_back_val().getDefiningOp();
-      if (!def || def->getBlock() != &block || !seen.insert(def).second)
-        continue;
-      if (def->getNumRegions() != 0 || !isMemoryEffectFree(def)) {
-        plan.reason = "the token count is not computed from the function's "
-                      "arguments alone";
-        return plan;
-      }
-      tokenSlice.push_back(def);
-      worklist.append(def->operand_begin(), def->operand_end());
-    }
-  }
-
-  Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
-  BufferAliases aliases(func);
-  unsigned numSteps = model.getNumNodes();
-  std::optional<AsmState> asmState;
-  if (nameItems)
-    asmState.emplace(func);
-  SmallVector<Item> items;
-  // Buffers no op uses (only deallocated): they need no memory at all.
-  SmallVector<memref::AllocOp> unused;
-  for (const BlockMemoryModel::Buffer &b : model.getBuffers()) {
-    auto alloc = dyn_cast<memref::AllocOp>(b.alloc);
-    if (alloc && b.users.empty() &&
-        llvm::all_of(alloc->getUsers(),
-                     [](Operation *user) { return isa<memref::DeallocOp>(user); })) {
-      unused.push_back(alloc);
-      continue;
-    }
-    if (!alloc || b.users.empty() || !alloc.getType().getLayout().isIdentity())
-      continue;
-    // Only a buffer whose every alias is known, stays in the block and is
-    // freed by nothing but its own dealloc can live in the arena (which the
-    // block frees at its end).
-    if (std::optional<std::string> why =
-            aliases.whyNotPlannable(alloc, b.dealloc, block)) {
-      alloc->emitRemark() << "left out of the memory plan's arena: " << *why;
-      LLVM_DEBUG(llvm::dbgs() << "left out " << alloc << ": " << *why << "\n");
-      MemoryPlan::LeftOut left{alloc, *why, ""};
-      if (asmState) {
-        llvm::raw_string_ostream os(left.name);
-        alloc.getResult().printAsOperand(os, *asmState);
-      }
-      plan.leftOut.push_back(std::move(left));
-      continue;
-    }
-    Item item;
-    item.alloc = alloc;
-    item.planned.size = alignUp(b.size);
-    item.planned.firstStep = b.users.front();
-    item.planned.lastStep = b.dealloc ? b.users.back() : numSteps - 1;
-    if (asmState) {
-      llvm::raw_string_ostream os(item.planned.name);
-      alloc.getResult().printAsOperand(os, *asmState);
-    }
-    items.push_back(std::move(item));
-  }
-  for (const BlockMemoryModel::Node &node : model.getNodes()) {
-    if (node.workspace == LinearSize())
-      continue;
-    Item item;
-    item.workspaceOp = node.op;
-    item.planned.isWorkspace = true;
-    item.planned.size = alignUp(node.workspace);
-    item.planned.firstStep = item.planned.lastStep = node.index;
-    if (nameItems)
-      item.planned.name = "workspace of " +
-                          node.op->getName().getStringRef().str() + " #" +
-                          std::to_string(node.index);
-    items.push_back(std::move(item));
-  }
-  if (items.empty()) {
-    plan.reason = "no buffers to plan";
-    return plan;
-  }
-  for (auto [i, item] : llvm::enumerate(items))
-    item.order = i;
-
-  // Lifetime overlaps, by a sweep over first steps.
+/// Which items' lifetimes overlap (a sweep over first steps).
+static void computeOverlaps(MutableArrayRef<Item> items) {
   {
     SmallVector<unsigned> byStart = llvm::to_vector(llvm::seq<unsigned>(0, items.size()));
     llvm::sort(byStart, [&](unsigned a, unsigned b) {
@@ -188,8 +70,12 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     }
   }
 
-  // Best fit in decreasing size: each item at the lowest offset (at the
-  // hint) that clears every placed item it overlaps, for all token counts.
+}
+
+/// Best fit in decreasing size: each item at the lowest offset (at the hint)
+/// that clears every placed item it overlaps, for all token counts.
+static void placeItems(MutableArrayRef<Item> items,
+                       const BlockMemoryModel &model) {
   SmallVector<unsigned> bySize = llvm::to_vector(llvm::seq<unsigned>(0, items.size()));
   llvm::sort(bySize, [&](unsigned a, unsigned b) {
     int c = model.compare(items[b].planned.size, items[a].planned.size);
@@ -235,8 +121,12 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     }
   }
 
-  // The arena must hold every item's end for every token count: the ends
-  // that no other end dominates, with their maximum computed at run time.
+}
+
+/// The ends the arena must hold for every token count: those no other end
+/// dominates, largest at the hint first (their maximum is taken at run time).
+static SmallVector<LinearSize> getArenaEnds(ArrayRef<Item> items,
+                                            const BlockMemoryModel &model) {
   SmallVector<LinearSize> ends;
   for (const Item &item : items) {
     LinearSize end = item.planned.offset + item.planned.size;
@@ -248,9 +138,14 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
   llvm::sort(ends, [&](const LinearSize &a, const LinearSize &b) {
     return model.less(b, a);
   });
-  plan.arenaSize = ends.front();
+  return ends;
 
-  // The largest live set of the planned items.
+}
+
+/// The largest live set of the planned items: no arena can be smaller.
+static LinearSize getLowerBound(ArrayRef<Item> items, unsigned numSteps,
+                                const BlockMemoryModel &model) {
+  LinearSize lowerBound;
   {
     SmallVector<LinearSize> delta(numSteps + 1);
     for (const Item &item : items) {
@@ -260,13 +155,19 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
     LinearSize live;
     for (unsigned s = 0; s < numSteps; ++s) {
       live += delta[s];
-      plan.lowerBound = model.max(plan.lowerBound, live);
+      lowerBound = model.max(lowerBound, live);
     }
   }
 
-  // The peak with the plan: the arena throughout, and beside it the buffers
-  // that keep their own allocation (left out, or not allocations the plan
-  // handles), each over its own lifetime.
+  return lowerBound;
+}
+
+/// The most that the buffers outside the arena (left out, or not allocations
+/// the plan handles) hold at one time, each over its own lifetime.
+static LinearSize getPeakOutsideArena(ArrayRef<Item> items,
+                                      ArrayRef<memref::AllocOp> unused,
+                                      const BlockMemoryModel &model) {
+  unsigned numSteps = model.getNumNodes();
   LinearSize leftOutPeak;
   {
     llvm::SmallPtrSet<Operation *, 16> inArena;
@@ -288,28 +189,17 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
       leftOutPeak = model.max(leftOutPeak, live);
     }
   }
-  plan.peakAfter = plan.arenaSize + leftOutPeak;
-  LLVM_DEBUG(llvm::dbgs() << items.size() << " items: arena " << plan.arenaSize
-                          << ", lower bound " << plan.lowerBound
-                          << ", outside the arena up to " << leftOutPeak
-                          << ", unplanned peak " << plan.peakBefore << "\n");
+  return leftOutPeak;
+}
 
-  // Never above `limit` (moe-optimize: the peak of the function as written).
-  // Without one, never worse than the current order beyond the rounding of
-  // each item's constant part: with tiny per-token sizes, alignment can cost
-  // more than allocating each buffer on its own.
-  LinearSize roundingSlack(0, kPlanAlignment * int64_t(items.size()));
-  LinearSize unplanned = limit ? *limit : plan.peakBefore;
-  if (model.less(limit ? unplanned : unplanned + roundingSlack, plan.peakAfter)) {
-    llvm::raw_string_ostream os(plan.reason);
-    os << "the arena (" << plan.arenaSize << " bytes)";
-    if (leftOutPeak != LinearSize())
-      os << " with the buffers outside it (up to " << leftOutPeak
-         << " bytes)";
-    os << " would exceed the unplanned peak (" << unplanned << " bytes)";
-    return plan;
-  }
-
+/// Rewrites the block: the token count's definition first, the arena right
+/// after it, a view of it for every planned buffer, workspace offsets on the
+/// ops, the arena freed at the end.
+static void rewriteIntoArena(FunctionOpInterface func, Block &block,
+                             MutableArrayRef<Item> items, Value tokens,
+                             SmallVectorImpl<Operation *> &tokenSlice,
+                             ArrayRef<memref::AllocOp> unused,
+                             ArrayRef<LinearSize> ends, Operation *terminator) {
   // The token count first (in block order), the arena right after it.
   llvm::sort(tokenSlice,
              [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
@@ -414,7 +304,166 @@ MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
   else
     builder.setInsertionPointToEnd(&block);
   memref::DeallocOp::create(builder, loc, arena.getResult());
+}
 
+/// The one token-count value that dynamic sizes use (null when all are
+/// static) and the ops that compute it (`slice`, to be moved first with the
+/// arena), or why the block cannot be planned.
+static std::optional<std::string>
+findTokenCount(Block &block, const BlockMemoryModel &model, Value &tokens,
+               SmallVectorImpl<Operation *> &slice) {
+  for (const BlockMemoryModel::Buffer &b : model.getBuffers())
+    for (Value size : b.alloc->getOperands()) {
+      if (tokens && tokens != size)
+        return std::string("dynamic sizes use different token-count values");
+      tokens = size;
+    }
+  // The arena goes first in the block, so that it and every view dominate
+  // all uses: the token count's definition moves up with it, which needs it
+  // computed without memory effects from the function's arguments (not from
+  // a buffer the plan would move into the arena).
+  if (!tokens)
+    return std::nullopt;
+  SmallVector<Value> worklist = {tokens};
+  llvm::SmallPtrSet<Operation *, 8> seen;
+  while (!worklist.empty()) {
+    Operation *def = worklist.pop_back_val().getDefiningOp();
+    if (!def || def->getBlock() != &block || !seen.insert(def).second)
+      continue;
+    if (def->getNumRegions() != 0 || !isMemoryEffectFree(def))
+      return std::string("the token count is not computed from the "
+                         "function's arguments alone");
+    slice.push_back(def);
+    worklist.append(def->operand_begin(), def->operand_end());
+  }
+  return std::nullopt;
+}
+
+MemoryPlan mlir::moe::planMemory(FunctionOpInterface func, int64_t tokenHint,
+                                 std::optional<LinearSize> limit,
+                                 EffectsCache *effects, bool nameItems) {
+  MemoryPlan plan;
+  if (func.isExternal()) {
+    plan.reason = "external function";
+    return plan;
+  }
+  Block &block = func.getFunctionBody().front();
+  BlockMemoryModel model(block, tokenHint, effects);
+  if (!model.isValid()) {
+    plan.reason = model.getError();
+    return plan;
+  }
+  plan.peakBefore = model.peakOf(model.getInputOrder());
+  for (Operation &op : block)
+    if (op.hasAttr(kArenaAttrName)) {
+      plan.reason = "already planned";
+      return plan;
+    }
+
+  Value tokens;
+  SmallVector<Operation *> tokenSlice;
+  if (std::optional<std::string> why =
+          findTokenCount(block, model, tokens, tokenSlice)) {
+    plan.reason = *why;
+    return plan;
+  }
+
+  Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
+  BufferAliases aliases(func);
+  unsigned numSteps = model.getNumNodes();
+  std::optional<AsmState> asmState;
+  if (nameItems)
+    asmState.emplace(func);
+  SmallVector<Item> items;
+  // Buffers no op uses (only deallocated): they need no memory at all.
+  SmallVector<memref::AllocOp> unused;
+  for (const BlockMemoryModel::Buffer &b : model.getBuffers()) {
+    auto alloc = dyn_cast<memref::AllocOp>(b.alloc);
+    if (alloc && b.users.empty() &&
+        llvm::all_of(alloc->getUsers(),
+                     [](Operation *user) { return isa<memref::DeallocOp>(user); })) {
+      unused.push_back(alloc);
+      continue;
+    }
+    if (!alloc || b.users.empty() || !alloc.getType().getLayout().isIdentity())
+      continue;
+    // Only a buffer whose every alias is known, stays in the block and is
+    // freed by nothing but its own dealloc can live in the arena (which the
+    // block frees at its end).
+    if (std::optional<std::string> why =
+            aliases.whyNotPlannable(alloc, b.dealloc, block)) {
+      alloc->emitRemark() << "left out of the memory plan's arena: " << *why;
+      LLVM_DEBUG(llvm::dbgs() << "left out " << alloc << ": " << *why << "\n");
+      MemoryPlan::LeftOut left{alloc, *why, ""};
+      if (asmState) {
+        llvm::raw_string_ostream os(left.name);
+        alloc.getResult().printAsOperand(os, *asmState);
+      }
+      plan.leftOut.push_back(std::move(left));
+      continue;
+    }
+    Item item;
+    item.alloc = alloc;
+    item.planned.size = alignUp(b.size);
+    item.planned.firstStep = b.users.front();
+    item.planned.lastStep = b.dealloc ? b.users.back() : numSteps - 1;
+    if (asmState) {
+      llvm::raw_string_ostream os(item.planned.name);
+      alloc.getResult().printAsOperand(os, *asmState);
+    }
+    items.push_back(std::move(item));
+  }
+  for (const BlockMemoryModel::Node &node : model.getNodes()) {
+    if (node.workspace == LinearSize())
+      continue;
+    Item item;
+    item.workspaceOp = node.op;
+    item.planned.isWorkspace = true;
+    item.planned.size = alignUp(node.workspace);
+    item.planned.firstStep = item.planned.lastStep = node.index;
+    if (nameItems)
+      item.planned.name = "workspace of " +
+                          node.op->getName().getStringRef().str() + " #" +
+                          std::to_string(node.index);
+    items.push_back(std::move(item));
+  }
+  if (items.empty()) {
+    plan.reason = "no buffers to plan";
+    return plan;
+  }
+  for (auto [i, item] : llvm::enumerate(items))
+    item.order = i;
+
+  computeOverlaps(items);
+  placeItems(items, model);
+  SmallVector<LinearSize> ends = getArenaEnds(items, model);
+  plan.arenaSize = ends.front();
+  plan.lowerBound = getLowerBound(items, numSteps, model);
+  LinearSize leftOutPeak = getPeakOutsideArena(items, unused, model);
+  plan.peakAfter = plan.arenaSize + leftOutPeak;
+  LLVM_DEBUG(llvm::dbgs() << items.size() << " items: arena " << plan.arenaSize
+                          << ", lower bound " << plan.lowerBound
+                          << ", outside the arena up to " << leftOutPeak
+                          << ", unplanned peak " << plan.peakBefore << "\n");
+
+  // Never above `limit` (moe-optimize: the peak of the function as written).
+  // Without one, never worse than the current order beyond the rounding of
+  // each item's constant part: with tiny per-token sizes, alignment can cost
+  // more than allocating each buffer on its own.
+  LinearSize roundingSlack(0, kPlanAlignment * int64_t(items.size()));
+  LinearSize unplanned = limit ? *limit : plan.peakBefore;
+  if (model.less(limit ? unplanned : unplanned + roundingSlack, plan.peakAfter)) {
+    llvm::raw_string_ostream os(plan.reason);
+    os << "the arena (" << plan.arenaSize << " bytes)";
+    if (leftOutPeak != LinearSize())
+      os << " with the buffers outside it (up to " << leftOutPeak
+         << " bytes)";
+    os << " would exceed the unplanned peak (" << unplanned << " bytes)";
+    return plan;
+  }
+
+  rewriteIntoArena(func, block, items, tokens, tokenSlice, unused, ends,
+                   terminator);
   plan.applied = true;
   for (Item &item : items)
     plan.items.push_back(item.planned);
