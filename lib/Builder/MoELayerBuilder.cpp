@@ -42,6 +42,9 @@ public:
     case DType::F32:
       elt = b.getF32Type();
       break;
+    case DType::I32: // not an activation type: validate() rejects it
+      elt = b.getI32Type();
+      break;
     }
     Type f32 = b.getF32Type(), i32 = b.getI32Type();
     int64_t tokens = options.tokens ? *options.tokens : ShapedType::kDynamic;

@@ -28,25 +28,14 @@ namespace mlir {
 namespace moe {
 
 StringRef stringifyDType(DType type) {
-  switch (type) {
-  case DType::BF16:
-    return "bf16";
-  case DType::F16:
-    return "f16";
-  case DType::F32:
-    return "f32";
-  }
-  llvm_unreachable("unknown element type");
+  return moert::contract::dtypeName(type);
 }
 
 std::optional<DType> parseDType(StringRef name) {
-  if (name == "bf16")
-    return DType::BF16;
-  if (name == "f16")
-    return DType::F16;
-  if (name == "f32")
-    return DType::F32;
-  return std::nullopt;
+  std::optional<DType> type = moert::contract::parseDType(name);
+  if (!type || !moert::contract::isFloat(*type))
+    return std::nullopt;
+  return type;
 }
 
 static Error makeError(const Twine &message) {
@@ -605,6 +594,9 @@ Error validate(const ModelConfig &config, const LayerOptions &options) {
       return fail("moe.topk: " + rule + " (k is num_experts_per_tok, the " +
                   "number of experts '" + experts + "')");
   }
+
+  if (!moert::contract::isFloat(options.dtype.value_or(config.dtype)))
+    return fail("the element type must be bf16, f16 or f32");
 
   // The layout.
   if (options.tp < 1 || options.tp > kMaxModelSize)

@@ -25,15 +25,18 @@
 #include <optional>
 #include <string>
 
+#include "moe-runtime/OpContract.h"
+
 namespace mlir {
 namespace moe {
 
-/// The element type of activations and weights.
-enum class DType { BF16, F16, F32 };
+/// The element type of activations and weights: the op contract's (one
+/// dtype enum for the project), one of its float types.
+using DType = moert::contract::DType;
 
 /// "bf16", "f16" or "f32": the MLIR spelling.
 llvm::StringRef stringifyDType(DType type);
-/// The inverse of stringifyDType.
+/// The inverse of stringifyDType, for float types only.
 std::optional<DType> parseDType(llvm::StringRef name);
 
 /// How router logits become expert scores (moe.topk's `scoring`).
