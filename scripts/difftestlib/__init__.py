@@ -1,0 +1,1 @@
+"""The differential tester's parts (scripts/difftest.py is its command)."""
