@@ -1,0 +1,40 @@
+//===- Options.h - moe-run's command line ------------------------*- C++ -*-===//
+#ifndef MOE_TOOLS_MOE_RUN_OPTIONS_H
+#define MOE_TOOLS_MOE_RUN_OPTIONS_H
+
+#include "moe-runtime/moe_runtime.h"
+
+#include <cstdint>
+#include <string>
+
+namespace moerun {
+
+struct Options {
+  std::string module;
+  moert_backend backend = MOERT_BACKEND_CPU;
+  int device = 0;
+  int64_t tokens = -1; // -1: not given
+  uint64_t seed = 0;
+  int64_t repeat = 1;
+  int64_t warmup = -1; // -1: by backend
+  bool check = false;
+  double tolerance = -1; // -1: by dtype
+  bool checkFinite = false;
+  int64_t memoryLimit = 0;
+  std::string tuningFile; // --tuning-file (CUDA kernels)
+  bool json = false;
+  bool quiet = false;
+};
+
+/// Parses the command line; prints the usage or a one-line error and exits
+/// on bad input.
+Options parseOptions(int argc, char **argv);
+
+/// "moe-run: error: ..." on stderr, then exit(1).
+[[noreturn]] void fatal(const char *format, ...);
+/// "moe-run: warning: ..." on stderr.
+void warning(const char *format, ...);
+
+} // namespace moerun
+
+#endif // MOE_TOOLS_MOE_RUN_OPTIONS_H
