@@ -53,6 +53,28 @@ class Contract:
                 self.cache[key] = json.loads(self.proc.stdout.readline())
             return self.cache[key]
 
+    def spec(self, op):
+        """The op's entry in `moe-contract --json`."""
+        with self.lock:
+            if not hasattr(self, "ops"):
+                exe = next((os.path.join(d, "moe-contract") for d in self.bin_dirs
+                            if d and os.path.exists(os.path.join(d, "moe-contract"))),
+                           shutil.which("moe-contract"))
+                if not exe:
+                    raise SystemExit("difftest: cannot find moe-contract (give --bin-dir)")
+                out = subprocess.run([exe, "--json"], capture_output=True, text=True,
+                                     check=True).stdout
+                self.ops = {o["name"]: o for o in json.loads(out)["ops"]}
+        return self.ops[op]
+
+    def shape(self, op, operand, sizes):
+        """Operand `operand` of `op` in the layer's sizes ({"T": ..., "H":
+        ...}; T may be symbolic): the contract's shape, e.g. w13 is (E, 2I,
+        H)."""
+        spec = next(o for o in self.spec(op)["operands"] if o["name"] == operand)
+        return tuple(sizes[sym] if factor == 1 else factor * sizes[sym]
+                     for sym, factor in spec["shape"])
+
     def legal(self, op, sizes, attrs=None, absent=(), dtype="f32"):
         return self.query({"op": op, "sizes": sizes, "attrs": attrs or {},
                            "absent": list(absent), "dtype": dtype})["ok"]

@@ -168,10 +168,12 @@ class MoEGen:
     def gen_gate(self):
         T, H, D = self.T, self.H, self.dtype
         c = self.r.choice(self.configs)
-        hidden = self.source((T, H), D, fresh=0.1)
+        sizes = {"T": T, "H": H, "E": c["E"]}
+        shape = lambda name: CONTRACT.shape("moe.gate", name, sizes)  # noqa: E731
+        hidden = self.source(shape("hidden"), D, fresh=0.1)
         wdt = D if self.r.random() < 0.85 else self.r.choice(["bf16", "f16", "f32"])
-        w = self.weight((c["E"], H), wdt)
-        out = self.target((T, c["E"]), "f32", exclude=[hidden, w])
+        w = self.weight(shape("gate_weight"), wdt)
+        out = self.target(shape("logits"), "f32", exclude=[hidden, w])
         if w.kind == "alloc" or w.role != "weight":
             self.p.features.add("weight-from-a-buffer")
         if wdt != D:
@@ -186,12 +188,14 @@ class MoEGen:
         if not cs:
             raise GenError("no logits")
         c = self.r.choice(cs)
-        logits = self.source((T, c["E"]), "f32", fresh=0.0,
+        sizes = {"T": T, "E": c["E"], "K": c["k"]}
+        shape = lambda name: CONTRACT.shape("moe.topk", name, sizes)  # noqa: E731
+        logits = self.source(shape("logits"), "f32", fresh=0.0,
                              pred=lambda b: True)
-        bias = self.weight((c["E"],), "f32") if c["bias"] else None
+        bias = self.weight(shape("bias"), "f32") if c["bias"] else None
         ins = [logits] + ([bias] if bias else [])
-        ids = self.target((T, c["k"]), "i32", exclude=ins)
-        wts = self.target((T, c["k"]), "f32", exclude=ins + [ids])
+        ids = self.target(shape("topk_ids"), "i32", exclude=ins)
+        wts = self.target(shape("topk_weights"), "f32", exclude=ins + [ids])
         if wts is ids:
             raise GenError("same target")
         ids.ids_range = c["E"]
@@ -247,9 +251,11 @@ class MoEGen:
             self.p.features.add("ids-argument")
         wts = r.choice(wts_c) if wts_c and r.random() < 0.9 else \
             self.new_arg((T, c["k"]), "f32", "input")
-        hidden = self.source((T, H), D, fresh=0.1)
-        w13 = self.weight((c["E"], 2 * c["I"], H), D)
-        w2 = self.weight((c["E"], H, c["I"]), D)
+        sizes = {"T": T, "H": H, "E": c["E"], "K": c["k"], "I": c["I"]}
+        shape = lambda name: CONTRACT.shape("moe.routed_experts", name, sizes)  # noqa: E731
+        hidden = self.source(shape("hidden"), D, fresh=0.1)
+        w13 = self.weight(shape("w13"), D)
+        w2 = self.weight(shape("w2"), D)
         ins = [hidden, ids, wts, w13, w2]
         inplace = r.random() < 0.3 and not (hidden.kind == "arg" and hidden.role == "weight")
         if inplace:
@@ -267,9 +273,11 @@ class MoEGen:
     def gen_shared(self):
         T, H, D = self.T, self.H, self.dtype
         Is = self.r.choice(self.shared_sizes)
-        hidden = self.source((T, H), D, fresh=0.1)
-        w13 = self.weight((2 * Is, H), D)
-        w2 = self.weight((H, Is), D)
+        sizes = {"T": T, "H": H, "I": Is}
+        shape = lambda name: CONTRACT.shape("moe.shared_experts", name, sizes)  # noqa: E731
+        hidden = self.source(shape("hidden"), D, fresh=0.1)
+        w13 = self.weight(shape("w13"), D)
+        w2 = self.weight(shape("w2"), D)
         ins = [hidden, w13, w2]
         out = self.target((T, H), D, exclude=ins)
         self.p.has_shared = True
