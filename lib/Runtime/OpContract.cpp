@@ -646,7 +646,8 @@ std::string moert::contract::toJson() {
     os << ",\n   \"operands\": [";
     for (size_t i = 0; i < op.operands.size(); ++i) {
       const OperandSpec &o = op.operands[i];
-      os << (i ? ", " : "") << "{\"name\": \"" << o.name << "\", \"role\": \""
+      os << (i ? ", " : "") << "{\"name\": \"" << o.name
+         << "\", \"summary\": \"" << o.summary << "\", \"role\": \""
          << (o.role == Role::Input ? "input" : "output")
          << "\", \"element\": \""
          << (o.element == Element::Float ? "float"
