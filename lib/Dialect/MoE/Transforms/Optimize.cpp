@@ -52,7 +52,7 @@ struct OptimizePass : public moe::impl::MoEOptimizeBase<OptimizePass> {
       reporter.after(func);
       if (plan) {
         MemoryPlan memoryPlan = planMemory(func, tokenHint, limit, &effects,
-                                           reporter.enabled());
+                                           reporter.enabled(), alignment);
         if (memoryPlan.applied)
           after = memoryPlan.peakAfter.evaluate(tokenHint);
         reporter.attachPlan(func, memoryPlan);

@@ -107,8 +107,9 @@ def MoEPlanMemory : MoEMemoryPass<"moe-plan-memory",
     the arena size against the lower bound (the largest live set, workspaces
     included).
 
-    Offsets and sizes are multiples of 16 bytes for every token count. The
-    plan is only applied when the arena is no larger than the unplanned peak
+    Offsets and sizes are multiples of `alignment` bytes (default 256, the
+    runtime's; 16 when 256 would make the arena exceed the limit) for every
+    token count. The plan is only applied when the arena is no larger than the unplanned peak
     (at the token hint); otherwise, and for a function whose dynamic sizes do
     not all use one token-count value, the function is left unchanged and the
     report says why. The arena is freed at the end of the block: a buffer
@@ -120,7 +121,11 @@ def MoEPlanMemory : MoEMemoryPass<"moe-plan-memory",
     another memory space) keep their allocation, with a remark saying why;
     so do `memref.alloca`s.
   }];
-  let options = commonOptions;
+  let options = !listconcat(commonOptions, [
+    Option<"alignment", "alignment", "int64_t", /*default=*/"256",
+           "Bytes every planned offset and size is a multiple of, for every "
+           "token count (a power of two)">,
+  ]);
   let statistics = !listconcat(commonStatistics, [
     Statistic<"arenaBytes", "arena-bytes", "Arena size in bytes at the token hint">,
     Statistic<"numPlanned", "planned-buffers", "Buffers placed in the arena">,
@@ -139,6 +144,9 @@ def MoEOptimize : MoEMemoryPass<"moe-optimize",
            "Largest number of states of the exact search">,
     Option<"maxExactNodes", "max-exact-ops", "int64_t", /*default=*/"1024",
            "Segments with more ops than this are scheduled heuristically">,
+    Option<"alignment", "alignment", "int64_t", /*default=*/"256",
+           "Bytes every planned offset and size is a multiple of, for every "
+           "token count (a power of two)">,
     Option<"plan", "plan", "bool", /*default=*/"true",
            "Pack buffers into one arena (moe-plan-memory)">,
   ]);

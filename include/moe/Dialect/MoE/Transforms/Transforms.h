@@ -91,10 +91,12 @@ struct MemoryPlan {
 /// unless the arena would exceed `limit` at the hint (default: the peak of the
 /// current order, plus the rounding of each item's constant part).
 /// `effects` caches the ops' effect queries; `nameItems` fills the items'
-/// names (for reports).
+/// names (for reports). Every offset and size is a multiple of `alignment`
+/// bytes (a power of two) for every token count.
 MemoryPlan planMemory(FunctionOpInterface func, int64_t tokenHint,
                       std::optional<LinearSize> limit = std::nullopt,
-                      EffectsCache *effects = nullptr, bool nameItems = true);
+                      EffectsCache *effects = nullptr, bool nameItems = true,
+                      int64_t alignment = 256);
 
 
 } // namespace moe
