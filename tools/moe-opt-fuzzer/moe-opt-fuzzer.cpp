@@ -530,9 +530,22 @@ extern "C" int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
+/// True for text that MLIR 22's own parser crashes on: a dense array of
+/// `index` elements (`array<index>`: the parser asks an index type for its
+/// bit width). An upstream bug, not ours; such inputs are skipped.
+bool hitsUpstreamParserBug(StringRef input) {
+  for (size_t at = input.find("array<"); at != StringRef::npos;
+       at = input.find("array<", at + 1))
+    if (input.drop_front(at + 6).ltrim().starts_with("index"))
+      return true;
+  return false;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > kMaxInputBytes)
     return -1; // Not added to the corpus.
+  if (hitsUpstreamParserBug(StringRef(reinterpret_cast<const char *>(data), size)))
+    return -1;
   // A NUL-terminated copy, as the tools read files (llvm::MemoryBuffer): the
   // lexer looks one character past the end of its buffer.
   std::string input(reinterpret_cast<const char *>(data), size);
@@ -553,6 +566,8 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
                                   [](Diagnostic &) { return success(); });
   ParserConfig config(context.get(), /*verifyAfterParse=*/false);
   std::string input(reinterpret_cast<const char *>(data), size);
+  if (hitsUpstreamParserBug(input))
+    return LLVMFuzzerMutate(data, size, maxSize);
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(input, config);
   // IR-level mutations start from IR that verifies: an input that parses but
   // does not verify can break what the IR's own code assumes (a byte-level
