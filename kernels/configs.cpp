@@ -459,6 +459,20 @@ bool loadTuningFile(const std::string &path, std::string &error) {
 
 //===--- Resolution -----------------------------------------------------------===//
 
+/// Applies the call's tuning table, else the process-wide one, if any.
+template <typename Shape, typename Config>
+static void applyTuning(const KernelConfigs *configs, const Shape &shape,
+                        Config &c) {
+  std::shared_ptr<const TuningTable> global;
+  const TuningTable *table = configs ? configs->tuning : nullptr;
+  if (!table) {
+    global = currentTuning();
+    table = global.get();
+  }
+  if (table)
+    table->apply(shape, c);
+}
+
 GemmConfig resolveGemmConfig(const GemmShape &shape, const DeviceProps &device,
                              const KernelConfigs *configs) {
   const GemmConfig *exact =
@@ -469,14 +483,7 @@ GemmConfig resolveGemmConfig(const GemmShape &shape, const DeviceProps &device,
     c = *exact;
   } else {
     c = chooseGemmConfig(shape, device);
-    std::shared_ptr<const TuningTable> global;
-    const TuningTable *table = configs ? configs->tuning : nullptr;
-    if (!table) {
-      global = currentTuning();
-      table = global.get();
-    }
-    if (table)
-      table->apply(shape, c);
+    applyTuning(configs, shape, c);
   }
   if (c.impl == GemmImpl::Auto)
     c.impl = autoImpl(shape, device);
@@ -488,14 +495,7 @@ LaunchConfig resolveLaunchConfig(const LaunchShape &shape,
   if (configs && configs->launch)
     return *configs->launch;
   LaunchConfig c = chooseLaunchConfig(shape);
-  std::shared_ptr<const TuningTable> global;
-  const TuningTable *table = configs ? configs->tuning : nullptr;
-  if (!table) {
-    global = currentTuning();
-    table = global.get();
-  }
-  if (table)
-    table->apply(shape, c);
+  applyTuning(configs, shape, c);
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include "moe-runtime/OpContract.h"
 #include "moe-runtime/Workspace.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -410,14 +411,17 @@ static std::string checkSizeAttrs(const OpSpec &op,
     if (!spec.sizeOf || at(sizes, *spec.sizeOf) < 0 ||
         attrs[i].i == at(sizes, *spec.sizeOf))
       continue;
-    // Name the operand that gave the size.
+    // Name the first present operand with that size.
     std::string where = symName(*spec.sizeOf);
-    if (operands)
-      for (size_t o = 0; o < op.operands.size(); ++o)
-        for (int d = 0; d < op.operands[o].rank; ++d)
-          if (op.operands[o].dims[size_t(d)].sym == *spec.sizeOf &&
-              (*operands)[o].present && where == symName(*spec.sizeOf))
-            where = op.operands[o].name;
+    for (size_t o = 0; operands && o < op.operands.size(); ++o) {
+      const OperandSpec &operand = op.operands[o];
+      if ((*operands)[o].present &&
+          std::any_of(operand.dims.begin(), operand.dims.begin() + operand.rank,
+                      [&](const Dim &d) { return d.sym == *spec.sizeOf; })) {
+        where = operand.name;
+        break;
+      }
+    }
     return cat("'", where, "' must have ", spec.name, " = ", attrs[i].i,
                " columns, but has ", at(sizes, *spec.sizeOf));
   }

@@ -132,13 +132,18 @@ int64_t workspaceQuery(const char *fn, const char *opName, Fill fill) {
     Call call(opName);
     fill(call);
     ArgChecker check(fn);
-    for (int s = 0; s < contract::kNumSyms; ++s)
-      if (call.sizes[size_t(s)] != -2)
+    // The sizes the op's entry point takes; the others are unused (0).
+    std::vector<bool> taken(contract::kNumSyms, false);
+    for (const contract::AbiArg &arg : call.op.abi)
+      if (arg.kind == contract::AbiArg::Size)
+        taken[size_t(arg.sym)] = true;
+    for (int s = 0; s < contract::kNumSyms; ++s) {
+      if (taken[size_t(s)])
         check.nonNegative(contract::symName(contract::Sym(s)),
                           call.sizes[size_t(s)]);
-    for (int s = 0; s < contract::kNumSyms; ++s)
-      if (call.sizes[size_t(s)] == -2)
+      else
         call.sizes[size_t(s)] = 0;
+    }
     check.floatDtype("dtype", static_cast<moert_dtype>(call.dtypeCodes[0]));
     int64_t bytes = -1;
     if (check.ok()) {
@@ -283,8 +288,7 @@ int64_t moert_shared_experts_workspace_bytes(int64_t T, int64_t H, int64_t I,
                                              moert_dtype dtype) {
   return workspaceQuery("moert_shared_experts_workspace_bytes",
                         "moe.shared_experts", [&](Call &call) {
-                          // E and K are not arguments here (-2: unchecked).
-                          call.sizes = {T, H, -2, -2, I};
+                          call.sizes = {T, H, 0, 0, I};
                           call.dtype(0, dtype);
                         });
 }

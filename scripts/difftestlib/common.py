@@ -36,17 +36,20 @@ class Contract:
         self.cache = {}
         self.lock = threading.Lock()
 
+    def exe(self):
+        exe = next((os.path.join(d, "moe-contract") for d in self.bin_dirs
+                    if d and os.path.exists(os.path.join(d, "moe-contract"))),
+                   shutil.which("moe-contract"))
+        if not exe:
+            raise SystemExit("difftest: cannot find moe-contract (give --bin-dir)")
+        return exe
+
     def query(self, request):
         key = json.dumps(request, sort_keys=True)
         with self.lock:
             if key not in self.cache:
                 if self.proc is None:
-                    exe = next((os.path.join(d, "moe-contract") for d in self.bin_dirs
-                                if d and os.path.exists(os.path.join(d, "moe-contract"))),
-                               shutil.which("moe-contract"))
-                    if not exe:
-                        raise SystemExit("difftest: cannot find moe-contract (give --bin-dir)")
-                    self.proc = subprocess.Popen([exe, "--query"], stdin=subprocess.PIPE,
+                    self.proc = subprocess.Popen([self.exe(), "--query"], stdin=subprocess.PIPE,
                                                  stdout=subprocess.PIPE, text=True)
                 self.proc.stdin.write(key + "\n")
                 self.proc.stdin.flush()
@@ -57,12 +60,7 @@ class Contract:
         """The op's entry in `moe-contract --json`."""
         with self.lock:
             if not hasattr(self, "ops"):
-                exe = next((os.path.join(d, "moe-contract") for d in self.bin_dirs
-                            if d and os.path.exists(os.path.join(d, "moe-contract"))),
-                           shutil.which("moe-contract"))
-                if not exe:
-                    raise SystemExit("difftest: cannot find moe-contract (give --bin-dir)")
-                out = subprocess.run([exe, "--json"], capture_output=True, text=True,
+                out = subprocess.run([self.exe(), "--json"], capture_output=True, text=True,
                                      check=True).stdout
                 self.ops = {o["name"]: o for o in json.loads(out)["ops"]}
         return self.ops[op]

@@ -110,10 +110,9 @@ LogicalResult mlir::moe::verifyContract(Operation *op) {
     return op->emitOpError() << "has no op contract";
   SmallVector<Value> operands = getContractOperands(op);
   std::vector<contract::AttrValue> attrs = getContractAttrs(op);
-  std::vector<contract::AttrValue> given = attrs;
   contract::Sizes sizes;
   std::string error =
-      contract::checkOperands(*spec, getOperandInfos(operands), given, sizes);
+      contract::checkOperands(*spec, getOperandInfos(operands), attrs, sizes);
   if (!error.empty())
     return op->emitOpError() << error;
 
