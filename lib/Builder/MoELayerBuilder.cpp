@@ -13,6 +13,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -50,7 +51,9 @@ public:
     int64_t tokens = options.tokens ? *options.tokens : ShapedType::kDynamic;
     intermediate = model.intermediateSize / options.tp;
     sharedIntermediate = model.sharedIntermediateSize / options.tp;
-    auto memref = [&](ArrayRef<int64_t> shape, Type element) {
+    auto memref = [&](ArrayRef<int64_t> shape, Type element) -> ShapedType {
+      if (options.form == Form::Tensor)
+        return RankedTensorType::get(shape, element);
       return MemRefType::get(shape, element);
     };
     int64_t h = model.hiddenSize, e = model.numExperts, k = model.topK;
@@ -72,7 +75,7 @@ private:
   /// One function argument: its SSA name, type and argument attributes.
   struct Argument {
     std::string name;
-    MemRefType type;
+    ShapedType type;
     StringRef role;
     std::string argName;
   };
@@ -88,11 +91,20 @@ private:
     return NameLoc::get(b.getStringAttr(name), child);
   }
 
-  Value alloc(const Twine &name, MemRefType type, Location layerLoc) {
+  Value alloc(const Twine &name, ShapedType type, Location layerLoc) {
     SmallVector<Value, 1> sizes;
     if (type.isDynamicDim(0))
       sizes.push_back(tokenCount);
-    return memref::AllocOp::create(b, named(name, layerLoc), type, sizes);
+    return memref::AllocOp::create(b, named(name, layerLoc),
+                                   cast<MemRefType>(type), sizes);
+  }
+  /// The tensor form's init of a result: an empty tensor of `type`.
+  Value empty(const Twine &name, ShapedType type, Location layerLoc) {
+    SmallVector<Value, 1> sizes;
+    if (type.isDynamicDim(0))
+      sizes.push_back(tokenCount);
+    return tensor::EmptyOp::create(b, named(name, layerLoc), type.getShape(),
+                                   type.getElementType(), sizes);
   }
   void dealloc(Value buffer, Location layerLoc) {
     memref::DeallocOp::create(b, layerLoc, buffer);
@@ -101,13 +113,14 @@ private:
   SmallVector<Argument> arguments() const;
   Value buildLayer(int64_t layer, Value input, bool inputIsAlloc,
                    const LayerWeights &weights, Value output);
+  Value buildTensorLayer(int64_t layer, Value input, const LayerWeights &w);
 
   OpBuilder &b;
   Location loc;
   const ModelConfig &model;
   const LayerOptions &options;
   int64_t intermediate, sharedIntermediate;
-  MemRefType hiddenType, gateWeightType, biasType, logitsType, idsType,
+  ShapedType hiddenType, gateWeightType, biasType, logitsType, idsType,
       weightsType, w13Type, w2Type, sharedW13Type, sharedW2Type;
   /// %T, the dynamic token count (null with a static one).
   Value tokenCount;
@@ -135,7 +148,8 @@ SmallVector<LayerBuilder::Argument> LayerBuilder::arguments() const {
                       prefix + "shared_experts.w2"});
     }
   }
-  args.push_back({"out", hiddenType, "output", "output"});
+  if (options.form == Form::Buffer)
+    args.push_back({"out", hiddenType, "output", "output"});
   return args;
 }
 
@@ -149,11 +163,22 @@ func::FuncOp LayerBuilder::build(StringRef functionName) {
         {b.getNamedAttr("moe.role", b.getStringAttr(arg.role)),
          b.getNamedAttr("moe.name", b.getStringAttr(arg.argName))}));
   }
-  auto function =
-      func::FuncOp::create(b, loc, functionName, b.getFunctionType(types, {}));
+  // The tensor form returns the output, with the output argument's
+  // attributes (they become the output argument's when it is bufferized).
+  bool tensors = options.form == Form::Tensor;
+  SmallVector<Type> results;
+  if (tensors)
+    results.push_back(hiddenType);
+  auto function = func::FuncOp::create(b, loc, functionName,
+                                       b.getFunctionType(types, results));
   // All at once: setting them one by one would make a new array attribute of
   // every argument's dictionary per argument.
   function.setAllArgAttrs(argAttrs);
+  if (tensors)
+    function.setResultAttrs(
+        0, b.getDictionaryAttr(
+               {b.getNamedAttr("moe.role", b.getStringAttr("output")),
+                b.getNamedAttr("moe.name", b.getStringAttr("output"))}));
   Block *entry = function.addEntryBlock();
   for (auto [index, arg] : llvm::enumerate(args))
     entry->getArgument(index).setLoc(named(arg.name, loc));
@@ -163,7 +188,9 @@ func::FuncOp LayerBuilder::build(StringRef functionName) {
   Value input = entry->getArgument(0);
   if (!options.tokens) {
     Value zero = arith::ConstantIndexOp::create(b, named("c0", loc), 0);
-    tokenCount = memref::DimOp::create(b, named("T", loc), input, zero);
+    tokenCount =
+        tensors ? Value(tensor::DimOp::create(b, named("T", loc), input, zero))
+                : Value(memref::DimOp::create(b, named("T", loc), input, zero));
   }
 
   // The weights of layer l follow %x in the order of arguments().
@@ -180,11 +207,62 @@ func::FuncOp LayerBuilder::build(StringRef functionName) {
       weights.sharedW2 = entry->getArgument(next++);
     }
     bool last = layer + 1 == options.layers;
-    input = buildLayer(layer, input, /*inputIsAlloc=*/layer > 0, weights,
-                       last ? entry->getArguments().back() : Value());
+    input = tensors ? buildTensorLayer(layer, input, weights)
+                    : buildLayer(layer, input, /*inputIsAlloc=*/layer > 0,
+                                 weights,
+                                 last ? entry->getArguments().back() : Value());
   }
-  func::ReturnOp::create(b, loc);
+  func::ReturnOp::create(b, loc, tensors ? ValueRange(input) : ValueRange());
   return function;
+}
+
+/// One layer in tensor form: the same ops in the same order as buildLayer,
+/// each result's init a tensor.empty (the routed op's, with routedInplace,
+/// the layer's input: a request to write in place). Returns the output.
+Value LayerBuilder::buildTensorLayer(int64_t layer, Value input,
+                                     const LayerWeights &w) {
+  std::string l = std::to_string(layer);
+  Location layerLoc = named("layers." + l, loc);
+  Value shared;
+  if (hasShared())
+    shared = SharedExpertsOp::create(
+                 b, named("shared" + l, layerLoc), TypeRange(hiddenType), input,
+                 w.sharedW13, w.sharedW2,
+                 empty("shared_init" + l, hiddenType, layerLoc))
+                 .getResult(0);
+  Value logits =
+      GateOp::create(b, named("logits" + l, layerLoc), TypeRange(logitsType),
+                     input, w.gate, empty("logits_init" + l, logitsType, layerLoc))
+          .getResult(0);
+  ScoringFunc scoring = model.scoring == Scoring::Sigmoid
+                            ? ScoringFunc::sigmoid
+                            : ScoringFunc::softmax;
+  Value idsInit = empty("ids_init" + l, idsType, layerLoc);
+  Value weightsInit = empty("weights_init" + l, weightsType, layerLoc);
+  auto topk = TopKOp::create(
+      b, named("topk" + l, layerLoc), TypeRange{idsType, weightsType}, logits,
+      w.bias, idsInit, weightsInit,
+      ScoringFuncAttr::get(b.getContext(), scoring),
+      b.getI64IntegerAttr(model.topK), b.getI64IntegerAttr(model.nGroup),
+      b.getI64IntegerAttr(model.topkGroup),
+      model.renormalize ? b.getUnitAttr() : UnitAttr(),
+      b.getF32FloatAttr(static_cast<float>(model.routedScalingFactor)));
+  Value routedInit = options.routedInplace
+                         ? input
+                         : empty("routed_init" + l, hiddenType, layerLoc);
+  Value routed =
+      RoutedExpertsOp::create(b, named("routed" + l, layerLoc),
+                              TypeRange(hiddenType), input, topk.getResult(0),
+                              topk.getResult(1), w.w13, w.w2, routedInit,
+                              /*inplace=*/false)
+          .getResult(0);
+  if (!hasShared())
+    return routed;
+  return AddOp::create(b, named("hidden" + l, layerLoc), TypeRange(hiddenType),
+                       routed, shared,
+                       empty("hidden_init" + l, hiddenType, layerLoc),
+                       b.getF32FloatAttr(1.0f))
+      .getResult(0);
 }
 
 /// One layer: reads `input`, writes `output` (the function's output for the
@@ -207,12 +285,12 @@ Value LayerBuilder::buildLayer(int64_t layer, Value input, bool inputIsAlloc,
   Value shared;
   if (hasShared()) {
     shared = alloc("shared" + l, hiddenType, layerLoc);
-    SharedExpertsOp::create(b, layerLoc, input, w.sharedW13, w.sharedW2,
+    SharedExpertsOp::create(b, layerLoc, TypeRange(), input, w.sharedW13, w.sharedW2,
                             shared);
   }
 
   Value logits = alloc("logits" + l, logitsType, layerLoc);
-  GateOp::create(b, layerLoc, input, w.gate, logits);
+  GateOp::create(b, layerLoc, TypeRange(), input, w.gate, logits);
 
   Value ids = alloc("ids" + l, idsType, layerLoc);
   Value weights = alloc("weights" + l, weightsType, layerLoc);
@@ -220,7 +298,7 @@ Value LayerBuilder::buildLayer(int64_t layer, Value input, bool inputIsAlloc,
                             ? ScoringFunc::sigmoid
                             : ScoringFunc::softmax;
   TopKOp::create(
-      b, layerLoc, logits, w.bias, ids, weights,
+      b, layerLoc, TypeRange(), logits, w.bias, ids, weights,
       ScoringFuncAttr::get(b.getContext(), scoring),
       b.getI64IntegerAttr(model.topK), b.getI64IntegerAttr(model.nGroup),
       b.getI64IntegerAttr(model.topkGroup),
@@ -229,11 +307,11 @@ Value LayerBuilder::buildLayer(int64_t layer, Value input, bool inputIsAlloc,
   dealloc(logits, layerLoc);
 
   auto routed = [&](Value result) {
-    RoutedExpertsOp::create(b, layerLoc, input, ids, weights, w.w13, w.w2,
+    RoutedExpertsOp::create(b, layerLoc, TypeRange(), input, ids, weights, w.w13, w.w2,
                             result, /*inplace=*/options.routedInplace);
   };
   auto add = [&](Value lhs) {
-    AddOp::create(b, layerLoc, lhs, shared, output, b.getF32FloatAttr(1.0f));
+    AddOp::create(b, layerLoc, TypeRange(), lhs, shared, output, b.getF32FloatAttr(1.0f));
   };
 
   if (options.routedInplace) {
@@ -283,7 +361,8 @@ FailureOr<func::FuncOp> mlir::moe::buildMoELayer(OpBuilder &builder,
   }
   MLIRContext *context = builder.getContext();
   context->loadDialect<arith::ArithDialect, func::FuncDialect,
-                       memref::MemRefDialect, MoEDialect>();
+                       memref::MemRefDialect, tensor::TensorDialect,
+                       MoEDialect>();
   func::FuncOp function = LayerBuilder(builder, loc, model, options)
                               .build(getFunctionName(model, options));
   builder.setInsertionPointAfter(function);

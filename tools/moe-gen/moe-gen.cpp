@@ -107,6 +107,15 @@ static cl::opt<bool> routedInplaceOption(
              "hidden input, so the shared experts must run before it"),
     cl::cat(moeGenCategory));
 
+static cl::opt<std::string> formOption(
+    "form",
+    cl::desc("buffer: moe ops on memrefs with explicit allocations, the "
+             "output an argument (default); tensor: moe ops on tensors in "
+             "destination-passing style, the function returns the output "
+             "(for pipelines that bufferize; see docs/pipelines.md)"),
+    cl::value_desc("buffer|tensor"), cl::init("buffer"),
+    cl::cat(moeGenCategory));
+
 static cl::opt<std::string>
     dtypeOption("dtype",
                 cl::desc("Element type of activations and weights, overriding "
@@ -128,8 +137,10 @@ static const char *const kOverview = R"(moe-gen: write the MLIR of MoE layers
 Writes one func.func of moe.* ops on memrefs (moe.shared_experts, moe.gate,
 moe.topk, moe.routed_experts, moe.add, with memref.alloc/dealloc around every
 intermediate) for a preset model or a Hugging Face config.json, in sglang's
-order: shared experts, gate, top-k, routed experts, add. The output is text
-for moe-opt; see docs/moe-gen.md.
+order: shared experts, gate, top-k, routed experts, add. With --form tensor
+the same ops are on tensors (destination-passing style, tensor.empty inits)
+and the function returns the output. The output is text for moe-opt and
+moe-compile; see docs/moe-gen.md.
 )";
 
 static const char *const kExtraHelp = R"(
@@ -148,6 +159,7 @@ Examples:
   moe-gen --model deepseek-v3 --tokens 16384 --tp 4
   moe-gen --model kimi-k2 --layers 61 --routed-inplace -o kimi.mlir
   moe-gen --model path/to/Qwen3-30B-A3B/config.json | moe-opt
+  moe-gen --model deepseek-v3 --tp 4 --form tensor | moe-opt --moe-bufferize
 )";
 static cl::extrahelp extraHelp(kExtraHelp);
 
@@ -177,6 +189,10 @@ static LayerOptions parseOptions() {
       parseCount("layers", layersOption, /*minimum=*/1, kMaxLayers,
                  "a positive integer up to " + std::to_string(kMaxLayers));
   options.routedInplace = routedInplaceOption;
+  if (formOption == "tensor")
+    options.form = mlir::moe::Form::Tensor;
+  else if (formOption != "buffer")
+    fatal("unknown --form '" + formOption + "' (expected buffer or tensor)");
   if (dtypeOption.getNumOccurrences()) {
     options.dtype = parseDType(dtypeOption);
     if (!options.dtype)
@@ -228,6 +244,8 @@ static void writeHeader(raw_ostream &os, const ModelConfig &model,
      << " --tp " << options.tp << " --layers " << options.layers;
   if (options.routedInplace)
     os << " --routed-inplace";
+  if (options.form == mlir::moe::Form::Tensor)
+    os << " --form tensor";
   if (options.dtype)
     os << " --dtype " << stringifyDType(*options.dtype);
   os << " : " << options.layers << (options.layers == 1 ? " layer" : " layers")
@@ -278,8 +296,13 @@ static std::string generate(const ModelConfig &model,
   std::string text;
   raw_string_ostream os(text);
   writeHeader(os, model, options, function->getSymName());
-  if (mlir::failed(mlir::moe::printMoELayer(*function, model, os)))
+  if (options.form == mlir::moe::Form::Tensor) {
+    // MLIR's printer, with the builder's names.
+    function->print(os, mlir::OpPrintingFlags().printNameLocAsPrefix());
+    os << "\n";
+  } else if (mlir::failed(mlir::moe::printMoELayer(*function, model, os))) {
     fatal(diagnostics);
+  }
   return text;
 }
 

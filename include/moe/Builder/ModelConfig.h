@@ -96,6 +96,11 @@ struct ModelConfig {
 };
 
 /// How one function of MoE layers is laid out.
+/// The IR's form: moe ops on memrefs with explicit allocations (the output
+/// an argument), or on tensors in destination-passing style (the function
+/// returns the output).
+enum class Form { Buffer, Tensor };
+
 struct LayerOptions {
   /// Tokens per batch; nullopt: dynamic (memref<?x...>).
   std::optional<int64_t> tokens;
@@ -112,6 +117,7 @@ struct LayerOptions {
   std::optional<DType> dtype;
   /// The function's name; empty: defaultFunctionName(model).
   std::string functionName;
+  Form form = Form::Buffer;
 };
 
 /// At most this many chained layers (a model has a few hundred).

@@ -252,6 +252,10 @@ LogicalResult checkLowerable(Operation *op) {
     return op->emitOpError() << "has no runtime lowering (no op contract)";
   if (!spec)
     return success(); // memref.copy
+  if (isTensorForm(op))
+    return op->emitOpError()
+           << "is on tensors: bufferize it first (moe-bufferize, or "
+              "one-shot-bufferize with the moe dialect's models registered)";
   SmallVector<Value> operands = getContractOperands(op);
   for (auto [i, value] : llvm::enumerate(operands)) {
     if (!value)

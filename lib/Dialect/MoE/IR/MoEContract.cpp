@@ -83,7 +83,7 @@ getOperandInfos(ArrayRef<Value> operands) {
       infos.push_back(info);
       continue;
     }
-    auto type = cast<MemRefType>(value.getType());
+    auto type = cast<ShapedType>(value.getType());
     info.dtype = getDType(type.getElementType());
     llvm::raw_string_ostream(info.typeName) << type.getElementType();
     for (int64_t d : type.getShape())
@@ -91,6 +91,22 @@ getOperandInfos(ArrayRef<Value> operands) {
     infos.push_back(std::move(info));
   }
   return infos;
+}
+
+MutableOperandRange mlir::moe::getContractOutputsMutable(Operation *op) {
+  const contract::OpSpec *spec = getContract(op);
+  unsigned numOutputs = 0;
+  if (spec)
+    for (const contract::OperandSpec &operand : spec->operands)
+      numOutputs += operand.role == contract::Role::Output;
+  // An unverified op may have fewer operands than the contract's.
+  numOutputs = std::min(numOutputs, op->getNumOperands());
+  return MutableOperandRange(op, op->getNumOperands() - numOutputs,
+                             numOutputs);
+}
+
+bool mlir::moe::isTensorForm(Operation *op) {
+  return llvm::any_of(op->getOperandTypes(), llvm::IsaPred<TensorType>);
 }
 
 contract::Sizes mlir::moe::getContractSizes(Operation *op) {
@@ -110,24 +126,47 @@ LogicalResult mlir::moe::verifyContract(Operation *op) {
     return op->emitOpError() << "has no op contract";
   SmallVector<Value> operands = getContractOperands(op);
   std::vector<contract::AttrValue> attrs = getContractAttrs(op);
+  // One form per op: tensors throughout, or memrefs throughout.
+  bool tensors = isTensorForm(op);
+  for (auto [i, value] : llvm::enumerate(operands))
+    if (value && isa<TensorType>(value.getType()) != tensors)
+      return op->emitOpError()
+             << "mixes tensors and memrefs: its " << spec->operands[i].name
+             << " is a " << (tensors ? "memref" : "tensor")
+             << " but other operands are "
+             << (tensors ? "tensors" : "memrefs")
+             << "; a moe op is on tensors or on memrefs, not both";
   contract::Sizes sizes;
   std::string error =
       contract::checkOperands(*spec, getOperandInfos(operands), attrs, sizes);
   if (!error.empty())
     return op->emitOpError() << error;
 
-  // The aliasing the contract allows (what a flag claims must be true).
+  // The aliasing the contract allows (what a flag claims must be true). On
+  // tensors an output aliases an input when its init is that very tensor,
+  // and where it may (in place), bufferization decides whether it does.
   for (const contract::AliasRule &rule : spec->aliases) {
     Value output = operands[rule.output], input = operands[rule.input];
     StringRef out = spec->operands[rule.output].name;
     StringRef in = spec->operands[rule.input].name;
-    bool sameBuffer = output && input &&
-                      getUnderlyingBuffer(output) == getUnderlyingBuffer(input);
+    bool sameBuffer =
+        output && input &&
+        (tensors ? output == input
+                 : getUnderlyingBuffer(output) == getUnderlyingBuffer(input));
     switch (rule.kind) {
     case contract::Alias::MayEqual:
       break;
     case contract::Alias::InPlaceIff: {
       StringRef flag = spec->attrs[rule.attr].name;
+      if (tensors) {
+        if (attrs[rule.attr].present)
+          return op->emitOpError()
+                 << "is '" << flag << "' on tensors, where bufferization "
+                 << "decides what is in place: drop '" << flag
+                 << "' and pass the " << in << " tensor as the " << out
+                 << "'s init to write in place";
+        break;
+      }
       if (attrs[rule.attr].present && output != input)
         return op->emitOpError()
                << "is '" << flag << "' but its " << out << " is not its " << in
@@ -144,7 +183,8 @@ LogicalResult mlir::moe::verifyContract(Operation *op) {
       if (sameBuffer)
         return op->emitOpError()
                << "cannot write its " << out << " into its " << in
-               << " input; give it a separate " << out << " buffer";
+               << " input; give it a separate " << out
+               << (tensors ? " init (tensor.empty)" : " buffer");
       break;
     }
   }
@@ -161,10 +201,15 @@ void mlir::moe::getContractEffects(
   std::vector<contract::AttrValue> attrs = getContractAttrs(op);
   SmallVector<Value> operands = getContractOperands(op);
   // The OpOperand of contract operand i.
+  // Tensors are values: only memref operands have effects.
   SmallVector<OpOperand *> opOperands;
   unsigned next = 0;
-  for (Value v : operands)
-    opOperands.push_back(v ? &op->getOpOperand(next++) : nullptr);
+  for (Value v : operands) {
+    OpOperand *opOperand = v ? &op->getOpOperand(next++) : nullptr;
+    if (opOperand && !isa<BaseMemRefType>(v.getType()))
+      opOperand = nullptr;
+    opOperands.push_back(opOperand);
+  }
   auto *resource = SideEffects::DefaultResource::get();
   for (size_t i = 0; i < operands.size(); ++i)
     if (opOperands[i] && spec->operands[i].role == contract::Role::Input)
@@ -196,7 +241,7 @@ LinearSize mlir::moe::getContractWorkspace(Operation *op) {
     return LinearSize();
   contract::Sizes sizes = getContractSizes(op);
   Value first = getContractOperands(op).front();
-  auto type = cast<MemRefType>(first.getType());
+  auto type = cast<ShapedType>(first.getType());
   std::optional<contract::DType> dtype = getDType(type.getElementType());
   int64_t tokens = sizes[size_t(contract::Sym::T)];
   auto result = [&](int64_t perToken, int64_t constant) {

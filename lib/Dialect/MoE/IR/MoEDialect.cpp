@@ -3,6 +3,7 @@
 #include "moe/Dialect/MoE/IR/MoEContract.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
@@ -17,6 +18,11 @@ void MoEDialect::initialize() {
 #define GET_OP_LIST
 #include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
       >();
+  // moe/Dialect/MoE/Transforms/BufferizableOpInterfaceImpl.h
+  declarePromisedInterfaces<bufferization::BufferizableOpInterface,
+#define GET_OP_LIST
+#include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
+                            >();
 }
 
 LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,

@@ -48,7 +48,7 @@ static bool usesBuffer(Operation *op, Value buffer) {
 /// Why `shared` cannot move past `routed`, or null if it can.
 static const char *whyNotDeferrable(SharedExpertsOp shared,
                                     RoutedExpertsOp routed) {
-  auto tokens = shared.getHidden().getType().getDimSize(0);
+  auto tokens = cast<ShapedType>(shared.getHidden().getType()).getDimSize(0);
   if (tokens == 0)
     return "the token count is statically 0";
   if (mayWrite(routed, shared.getHidden()))

@@ -2,6 +2,8 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 #include "MemoryReport.h"
+#include "moe/Dialect/MoE/IR/MoEContract.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOESCHEDULEPEAKMEMORY
@@ -53,8 +55,20 @@ FunctionSchedule mlir::moe::schedulePeakMemory(
 SmallVector<FunctionOpInterface> mlir::moe::getFunctionsWithBody(Operation *op) {
   SmallVector<FunctionOpInterface> funcs;
   op->walk([&](FunctionOpInterface f) {
-    if (!f.isExternal())
-      funcs.push_back(f);
+    if (f.isExternal())
+      return;
+    // The memory passes work on buffers; a tensor-form function has none.
+    if (f->walk([](Operation *nested) {
+           return isa_and_nonnull<MoEDialect>(nested->getDialect()) &&
+                          isTensorForm(nested)
+                      ? WalkResult::interrupt()
+                      : WalkResult::advance();
+         }).wasInterrupted()) {
+      f->emitRemark() << "left unchanged: its moe ops are on tensors; "
+                         "bufferize it first (moe-bufferize)";
+      return;
+    }
+    funcs.push_back(f);
   });
   return funcs;
 }

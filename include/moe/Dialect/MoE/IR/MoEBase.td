@@ -8,13 +8,15 @@ include "mlir/IR/EnumAttr.td"
 def MoE_Dialect : Dialect {
   let name = "moe";
   let cppNamespace = "::mlir::moe";
-  let summary = "Mixture-of-experts layers on buffers, with exact memory effects";
+  let summary = "Mixture-of-experts layers on buffers or tensors, with exact memory effects";
   let description = [{
     The `moe` dialect expresses the ops of a mixture-of-experts layer (router
-    gate, top-k routing, routed experts, shared experts, combine) on memrefs.
-    Every op declares which operands it reads and which it writes, and reports
-    the transient workspace it needs while it runs, so that scheduling and
-    memory planning can reason about buffer lifetimes exactly.
+    gate, top-k routing, routed experts, shared experts, combine) on memrefs,
+    or on tensors in destination-passing style for pipelines that bufferize
+    late. On memrefs every op declares which operands it reads and which it
+    writes, and reports the transient workspace it needs while it runs, so
+    that scheduling and memory planning can reason about buffer lifetimes
+    exactly; on tensors one-shot bufferization turns it into that form.
   }];
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
   let hasOperationAttrVerify = 1;
@@ -46,18 +48,27 @@ def MoE_ScoringFunc : I32EnumAttr<"ScoringFunc",
   let cppNamespace = "::mlir::moe";
 }
 
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "moe/Dialect/MoE/IR/MoEInterfaces.td"
 
 // Every moe op's verifier, memory effects and workspace come from the op
 // contract (include/moe-runtime/OpContract.h, lib/Dialect/MoE/IR/
 // MoEContract.cpp): the op's operand groups, in order, are the contract's
-// operands.
+// operands. The contract's outputs are the op's trailing operands: its
+// destination operands (DestinationStyleOpInterface), which on tensors give
+// the op its results.
 class MoE_Op<string mnemonic, list<Trait> traits = []>
     : Op<MoE_Dialect, mnemonic, !listconcat(traits, [
         DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
-        DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>])> {
+        DeclareOpInterfaceMethods<MoE_WorkspaceOpInterface>,
+        DestinationStyleOpInterface])> {
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::moe::getContractOutputsMutable(getOperation());
+    }
+  }];
   let extraClassDefinition = [{
     ::llvm::LogicalResult $cppClass::verify() {
       return ::mlir::moe::verifyContract(getOperation());

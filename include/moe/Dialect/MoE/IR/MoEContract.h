@@ -23,6 +23,9 @@ namespace contract = ::moert::contract;
 /// The contract of a moe op (null for other ops).
 const contract::OpSpec *getContract(Operation *op);
 
+/// True if the op is in tensor form (destination-passing style on tensors).
+bool isTensorForm(Operation *op);
+
 /// The contract's DType of an element type, if it is one.
 std::optional<contract::DType> getDType(Type elementType);
 
@@ -42,7 +45,8 @@ contract::Sizes getContractSizes(Operation *op);
 LogicalResult verifyContract(Operation *op);
 
 /// Reads of the inputs, writes of inputs written in place, writes of the
-/// outputs, in that order.
+/// outputs, in that order; on memref operands only (the tensor form has no
+/// memory effects).
 void getContractEffects(
     Operation *op,
     SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>

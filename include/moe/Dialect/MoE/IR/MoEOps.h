@@ -6,9 +6,18 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Support/LinearSize.h"
+
+namespace mlir {
+namespace moe {
+/// The op's outputs (its trailing operands, as the op contract declares
+/// them): the destination operands of every moe op.
+MutableOperandRange getContractOutputsMutable(Operation *op);
+} // namespace moe
+} // namespace mlir
 
 #include "moe/Dialect/MoE/IR/MoEEnums.h.inc"
 #include "moe/Dialect/MoE/IR/MoEInterfaces.h.inc"

@@ -15,7 +15,13 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // its documentation. Attribute defaults here must equal the contract's
 // (they decide what the printer elides); test/Dialect/MoE/contract.mlir
 // checks it.
-def MoE_MemRef : MemRefOf<[AnyType]>;
+// Every operand is a memref (buffer form) or a ranked tensor (tensor form),
+// all of one kind in an op. On tensors the ops are in destination-passing
+// style, as linalg's: each output operand (`outs`) is the init whose shape the
+// result has, and the op returns one tensor per output; on memrefs they return
+// nothing. docs/dialect.md, "Two forms", says why one op serves both.
+def MoE_Shaped : AnyTypeOf<[MemRefOf<[AnyType]>, RankedTensorOf<[AnyType]>],
+                           "memref or ranked tensor">;
 
 //===----------------------------------------------------------------------===//
 // moe.gate
@@ -36,12 +42,13 @@ def MoE_GateOp : MoE_Op<"gate"> {
     ```
   }];
   let arguments = (ins
-    MoE_MemRef:$hidden,
-    MoE_MemRef:$gate_weight,
-    MoE_MemRef:$logits);
+    MoE_Shaped:$hidden,
+    MoE_Shaped:$gate_weight,
+    MoE_Shaped:$logits);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $gate_weight `:` type($hidden) `,` type($gate_weight) `)`
-    `outs` `(` $logits `:` type($logits) `)` attr-dict
+    `outs` `(` $logits `:` type($logits) `)` attr-dict (`->` type($results)^)?
   }];
 }
 
@@ -78,21 +85,22 @@ def MoE_TopKOp : MoE_Op<"topk"> {
     ```
   }];
   let arguments = (ins
-    MoE_MemRef:$logits,
-    Optional<MoE_MemRef>:$bias,
-    MoE_MemRef:$topk_ids,
-    MoE_MemRef:$topk_weights,
+    MoE_Shaped:$logits,
+    Optional<MoE_Shaped>:$bias,
+    MoE_Shaped:$topk_ids,
+    MoE_Shaped:$topk_weights,
     MoE_ScoringFunc:$scoring,
     I64Attr:$k,
     DefaultValuedAttr<I64Attr, "1">:$n_group,
     DefaultValuedAttr<I64Attr, "1">:$topk_group,
     UnitAttr:$renormalize,
     DefaultValuedAttr<F32Attr, "1.0f">:$routed_scaling_factor);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     $scoring `ins` `(` $logits `:` type($logits) `)`
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     `outs` `(` $topk_ids `,` $topk_weights `:` type($topk_ids) `,` type($topk_weights) `)`
-    attr-dict
+    attr-dict (`->` type($results)^)?
   }];
 }
 
@@ -130,19 +138,20 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts"> {
     ```
   }];
   let arguments = (ins
-    MoE_MemRef:$hidden,
-    MoE_MemRef:$topk_ids,
-    MoE_MemRef:$topk_weights,
-    MoE_MemRef:$w13,
-    MoE_MemRef:$w2,
-    MoE_MemRef:$output,
+    MoE_Shaped:$hidden,
+    MoE_Shaped:$topk_ids,
+    MoE_Shaped:$topk_weights,
+    MoE_Shaped:$w13,
+    MoE_Shaped:$w2,
+    MoE_Shaped:$output,
     UnitAttr:$inplace);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     (`inplace` $inplace^)?
     `ins` `(` $hidden `,` $topk_ids `,` $topk_weights `,` $w13 `,` $w2 `:`
       type($hidden) `,` type($topk_ids) `,` type($topk_weights) `,`
       type($w13) `,` type($w2) `)`
-    `outs` `(` $output `:` type($output) `)` attr-dict
+    `outs` `(` $output `:` type($output) `)` attr-dict (`->` type($results)^)?
   }];
 }
 
@@ -168,14 +177,15 @@ def MoE_SharedExpertsOp : MoE_Op<"shared_experts"> {
     ```
   }];
   let arguments = (ins
-    MoE_MemRef:$hidden,
-    MoE_MemRef:$w13,
-    MoE_MemRef:$w2,
-    MoE_MemRef:$output);
+    MoE_Shaped:$hidden,
+    MoE_Shaped:$w13,
+    MoE_Shaped:$w2,
+    MoE_Shaped:$output);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $w13 `,` $w2 `:` type($hidden) `,` type($w13) `,`
       type($w2) `)`
-    `outs` `(` $output `:` type($output) `)` attr-dict
+    `outs` `(` $output `:` type($output) `)` attr-dict (`->` type($results)^)?
   }];
 }
 
@@ -198,13 +208,14 @@ def MoE_AddOp : MoE_Op<"add"> {
     ```
   }];
   let arguments = (ins
-    MoE_MemRef:$lhs,
-    MoE_MemRef:$rhs,
-    MoE_MemRef:$output,
+    MoE_Shaped:$lhs,
+    MoE_Shaped:$rhs,
+    MoE_Shaped:$output,
     DefaultValuedAttr<F32Attr, "1.0f">:$scale);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     `ins` `(` $lhs `,` $rhs `:` type($lhs) `,` type($rhs) `)`
-    `outs` `(` $output `:` type($output) `)` attr-dict
+    `outs` `(` $output `:` type($output) `)` attr-dict (`->` type($results)^)?
   }];
 }
 

@@ -2,6 +2,11 @@
 #ifndef MOE_DIALECT_MOE_TRANSFORMS_PASSES_H
 #define MOE_DIALECT_MOE_TRANSFORMS_PASSES_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
@@ -19,6 +24,9 @@ namespace moe {
 /// its own. For tools (moe-opt calls it); the library registers no
 /// command-line options by itself.
 void registerMemoryReportCLOptions();
+
+/// The passes moe-bufferize runs on a module with tensors.
+void buildMoEBufferizePipeline(OpPassManager &pm);
 
 } // namespace moe
 } // namespace mlir

@@ -160,4 +160,85 @@ def MoEOptimize : MoEMemoryPass<"moe-optimize",
   ];
 }
 
+def MoEBufferize : Pass<"moe-bufferize", "ModuleOp"> {
+  let summary = "Turn a tensor-form module into the buffer form";
+  let description = [{
+    On a module with tensors (moe ops in destination-passing style, functions
+    taking and returning tensors), runs upstream One-Shot Bufferize with the
+    moe ops' models (moe/Dialect/MoE/Transforms/
+    BufferizableOpInterfaceImpl.h) and gives the result the buffer form that
+    moe-gen writes and the memory passes expect:
+
+    1. `one-shot-bufferize{bufferize-function-boundaries
+       function-boundary-type-conversion=identity-layout-map
+       buffer-alignment=0}`: contiguous buffers, plain `memref.alloc`s;
+    2. `buffer-results-to-out-params{hoist-static-allocs hoist-dynamic-allocs
+       modify-public-functions}`: a returned tensor becomes an output
+       argument that the last op writes directly (no copy); its result
+       attributes (`moe.role = "output"`, `moe.name`) move with it;
+    3. `ownership-based-buffer-deallocation`, `canonicalize`,
+       `buffer-deallocation-simplification`, `bufferization-lower-deallocations`,
+       `canonicalize`: a `memref.dealloc` for every allocation.
+
+    A module without tensors is left unchanged, so the pass can lead any
+    pipeline. A routed op whose init is its hidden tensor is written in place
+    when that tensor is dead afterwards; otherwise bufferization fails with a
+    located error rather than copy it (docs/dialect.md, "Two forms").
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def MoESelectInPlace : Pass<"moe-select-inplace", "ModuleOp"> {
+  let summary = "Choose, per layer, whether the routed experts write in place";
+  let description = [{
+    The seed's decision at the tensor level. On tensors, whether
+    `moe.routed_experts` writes its result into its hidden input's buffer is
+    the compiler's choice: its init is either the hidden tensor itself (in
+    place; every other use of the hidden tensor, such as the shared experts,
+    then moves before it) or a `tensor.empty` (out of place; moe-optimize
+    later defers the shared experts after it). For every function with
+    tensor-form routed ops, the pass evaluates assignments of the two variants
+    to the routed ops with the memory model itself: each candidate is
+    bufferized (moe-bufferize) and optimized (moe-optimize) on a copy of the
+    module, and its peak is the optimized function's modelled peak at
+    `token-hint`. It starts from the better of "all in place" and "all out of
+    place" and then changes one layer at a time while the peak drops, so the
+    result is never above either uniform choice. Variants that cannot
+    bufferize without a copy (a use of the hidden tensor that cannot move
+    before the routed op) are never chosen. Ties go to out of place (the
+    input stays intact). Every routed op gets a remark with the peaks of its
+    two variants; `report` writes them as JSON.
+
+    Functions in buffer form are left alone: there `inplace` is the IR's
+    own, verified flag.
+  }];
+  let options = [
+    Option<"tokenHint", "token-hint", "int64_t", /*default=*/"16384",
+           "Token count at which peaks linear in a dynamic token count are "
+           "compared">,
+    Option<"reportFile", "report", "std::string", /*default=*/"\"\"",
+           "Write the decision (per routed op: the chosen variant and the "
+           "peaks of both; per function: the chosen, all-in-place and "
+           "all-out-of-place peaks) as JSON to this file">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+  let statistics = [
+    Statistic<"numInPlace", "in-place", "Routed ops chosen to write in place">,
+    Statistic<"numOutOfPlace", "out-of-place",
+              "Routed ops chosen to write out of place">,
+  ];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

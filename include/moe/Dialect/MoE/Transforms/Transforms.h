@@ -48,7 +48,9 @@ FunctionSchedule schedulePeakMemory(FunctionOpInterface func, int64_t tokenHint,
                                     StringRef passName,
                                     EffectsCache *effects = nullptr);
 
-/// The functions with a body nested in `op`.
+/// The functions with a body nested in `op` that the memory passes work on:
+/// those whose moe ops are on buffers. A function with moe ops on tensors is
+/// left out, with a remark.
 SmallVector<FunctionOpInterface> getFunctionsWithBody(Operation *op);
 
 /// One buffer or workspace of a memory plan.
