@@ -5,6 +5,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
+#include "moe/Target/Export.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
@@ -34,4 +35,6 @@ void mlir::moe::registerAllPasses() {
   registerMoEPasses();
   registerMoEConversionPasses();
   registerLowerToLLVMPipeline();
+  registerLowerToRuntimePipeline();
+  registerExportEntryPass();
 }

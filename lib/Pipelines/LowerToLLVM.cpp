@@ -1,6 +1,8 @@
 //===- LowerToLLVM.cpp - From moe IR to the LLVM dialect ------------------===//
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Target/Export.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -40,4 +42,38 @@ void mlir::moe::registerLowerToLLVMPipeline() {
         pm.addPass(moe::createConvertMoEToRuntime());
         buildLowerToLLVMPipeline(pm);
       });
+}
+
+void mlir::moe::buildLowerToRuntimePipeline(
+    OpPassManager &pm, const LowerToRuntimeOptions &options) {
+  if (options.optimize) {
+    MoESelectInPlaceOptions select;
+    select.tokenHint = options.tokenHint;
+    pm.addPass(createMoESelectInPlace(select));
+  }
+  pm.addPass(createMoEBufferize());
+  if (options.optimize) {
+    MoEOptimizeOptions optimize;
+    optimize.tokenHint = options.tokenHint;
+    pm.addPass(createMoEOptimize(optimize));
+  }
+  if (options.exportEntry) {
+    ExportEntryOptions exportOptions;
+    exportOptions.entry = options.entry;
+    exportOptions.optimized = options.optimize;
+    exportOptions.tokenHint = options.tokenHint;
+    pm.addPass(createExportEntryPass(exportOptions));
+  }
+  pm.addPass(createConvertMoEToRuntime());
+  buildLowerToLLVMPipeline(pm);
+}
+
+void mlir::moe::registerLowerToRuntimePipeline() {
+  PassPipelineRegistration<LowerToRuntimeOptions>(
+      "moe-lower-to-runtime",
+      "From moe IR in tensor or buffer form to the LLVM dialect with runtime "
+      "calls: moe-select-inplace and moe-bufferize (tensor form), "
+      "moe-optimize, moe-export-entry, convert-moe-to-runtime, "
+      "moe-lower-to-llvm's stages (docs/pipelines.md)",
+      buildLowerToRuntimePipeline);
 }
