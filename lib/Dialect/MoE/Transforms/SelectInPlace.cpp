@@ -57,20 +57,26 @@ static LogicalResult makeInPlace(RoutedExpertsOp routed) {
     // The op and what it needs from after `routed`, producers first.
     SmallVector<Operation *> worklist = {op};
     llvm::SetVector<Operation *> slice;
-    while (!worklist.empty()) {
+    bool needsRouted = false;
+    while (!worklist.empty() && !needsRouted) {
       Operation *next = worklist.pop_back_val();
-      if (next == routed)
-        return failure();
       if (!slice.insert(next))
         continue;
       next->walk([&](Operation *nested) {
         for (Value operand : nested->getOperands()) {
           Operation *def = operand.getDefiningOp();
-          if (def && def->getBlock() == block && routed->isBeforeInBlock(def))
-            worklist.push_back(def);
+          if (!def)
+            continue;
+          // The ancestor of the defining op in `block`, if it is there.
+          Operation *inBlock = block->findAncestorOpInBlock(*def);
+          needsRouted |= inBlock == routed.getOperation();
+          if (inBlock && routed->isBeforeInBlock(inBlock))
+            worklist.push_back(inBlock);
         }
       });
     }
+    if (needsRouted)
+      return failure();
     toMove.insert(slice.begin(), slice.end());
   }
   SmallVector<Operation *> ordered = toMove.takeVector();
@@ -196,24 +202,29 @@ struct SelectInPlacePass
                 "optimize with every routed op out of place (run "
                 "moe-bufferize on it to see why)";
     FailureOr<int64_t> inPeak = evaluate(name, allIn);
+    // The better uniform choice first (in place on a tie: it frees a hidden
+    // buffer early wherever it is legal), then one layer at a time: a flip is
+    // taken when it lowers the peak, or keeps it and makes one more layer in
+    // place (a plateau move: in place elsewhere may lower it later). Every
+    // move lowers the peak or adds an in-place layer, so this ends.
     SmallVector<bool> best = allOut;
     int64_t bestPeak = *outPeak;
-    if (succeeded(inPeak) && *inPeak < bestPeak) {
+    if (succeeded(inPeak) && *inPeak <= bestPeak) {
       best = allIn;
       bestPeak = *inPeak;
     }
-    // One layer at a time, while the peak drops.
-    for (bool improved = true; improved;) {
-      improved = false;
+    for (bool moved = true; moved;) {
+      moved = false;
       for (size_t i = 0; i < n; ++i) {
         SmallVector<bool> flipped = best;
         flipped[i] = !flipped[i];
         FailureOr<int64_t> peak = evaluate(name, flipped);
-        if (succeeded(peak) && *peak < bestPeak) {
-          best = flipped;
-          bestPeak = *peak;
-          improved = true;
-        }
+        if (failed(peak) ||
+            !(*peak < bestPeak || (*peak == bestPeak && flipped[i])))
+          continue;
+        best = flipped;
+        bestPeak = *peak;
+        moved = true;
       }
     }
 

@@ -207,13 +207,15 @@ def MoESelectInPlace : Pass<"moe-select-inplace", "ModuleOp"> {
     to the routed ops with the memory model itself: each candidate is
     bufferized (moe-bufferize) and optimized (moe-optimize) on a copy of the
     module, and its peak is the optimized function's modelled peak at
-    `token-hint`. It starts from the better of "all in place" and "all out of
-    place" and then changes one layer at a time while the peak drops, so the
-    result is never above either uniform choice. Variants that cannot
-    bufferize without a copy (a use of the hidden tensor that cannot move
-    before the routed op) are never chosen. Ties go to out of place (the
-    input stays intact). Every routed op gets a remark with the peaks of its
-    two variants; `report` writes them as JSON.
+    `token-hint`. The search starts from the better of "all in place" and
+    "all out of place" (in place on a tie) and then flips one layer at a
+    time, taking a flip that lowers the peak or keeps it and puts one more
+    layer in place, until none does; so the result is never above either
+    uniform choice. Variants that cannot bufferize without a copy (a use of
+    the hidden tensor that cannot move before the routed op, a result that
+    is the function's own input) are never chosen. Every routed op gets a
+    remark with the peaks of its two variants (the other layers as chosen);
+    `report` writes them as JSON.
 
     Functions in buffer form are left alone: there `inplace` is the IR's
     own, verified flag.
