@@ -44,6 +44,10 @@ config.substitutions.append(
 
 if config.moe_enable_cuda:
     config.available_features.add("cuda")
+# Instrumented builds run 10-50x slower: the heaviest end-to-end runs
+# (full-width model layers) say `UNSUPPORTED: sanitizers`.
+if config.moe_enable_sanitizers:
+    config.available_features.add("sanitizers")
 for t in tools:
     if os.path.exists(os.path.join(config.moe_tools_dir, t)):
         config.available_features.add(t)
