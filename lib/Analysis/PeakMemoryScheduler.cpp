@@ -203,11 +203,28 @@ public:
         method = name.str();
       }
     };
-    consider(greedyOrder(), "greedy");
-    consider(depthFirstOrder(), "dfs");
-    consider(breadthFirstOrder(), "bfs");
-    if (improve(best, peak))
-      method = "improved";
+    // The standard heuristics (PyTorch Inductor's memory-aware reordering
+    // has the last three), each then improved locally; the best wins.
+    SmallVector<std::pair<SmallVector<unsigned>, StringRef>> starts;
+    starts.push_back({greedyOrder(), "greedy"});
+    starts.push_back({leastPeakFirstOrder(), "lpmf"});
+    starts.push_back({depthFirstOrder(), "dfs"});
+    starts.push_back({depthFirstBySizeOrder(), "dfs-size"});
+    starts.push_back({breadthFirstOrder(), "bfs"});
+    for (auto &[order, name] : starts)
+      consider(order, name);
+    // Local improvement from the input and from every start, the budget
+    // shared among them.
+    starts.insert(starts.begin(), {inputOrder(), "input"});
+    int64_t each = options.improvementBudget / int64_t(starts.size());
+    for (auto &[order, name] : starts) {
+      LinearSize p = state.peakOf(order);
+      if (improve(order, p, each) && model.less(p, peak)) {
+        peak = p;
+        best = order;
+        method = "improved";
+      }
+    }
     return {best, method};
   }
 
@@ -399,6 +416,106 @@ private:
     return order;
   }
 
+  /// Least peak memory first: the ready node whose run gives the least
+  /// running peak, then the least growth, then the input order.
+  SmallVector<unsigned> leastPeakFirstOrder() {
+    unsigned len = end - begin;
+    SmallVector<unsigned> indeg(len, 0), ready, order;
+    for (unsigned i = begin; i < end; ++i)
+      for (unsigned pred : model.getNodes()[i].preds)
+        if (pred >= begin)
+          ++indeg[i - begin];
+    for (unsigned i = 0; i < len; ++i)
+      if (indeg[i] == 0)
+        ready.push_back(i);
+    LinearSize peak;
+    bool first = true;
+    while (!ready.empty()) {
+      size_t pick = 0;
+      LinearSize pickPeak, pickGrowth;
+      for (size_t r = 0; r < ready.size(); ++r) {
+        unsigned node = begin + ready[r];
+        LinearSize d = state.during(node);
+        LinearSize runPeak = first ? d : model.max(peak, d);
+        LinearSize g = state.growth(node);
+        int byPeak = r ? model.compare(runPeak, pickPeak) : -1;
+        if (byPeak < 0 || (byPeak == 0 && (model.less(g, pickGrowth) ||
+                                           (!model.less(pickGrowth, g) &&
+                                            ready[r] < ready[pick])))) {
+          pick = r;
+          pickPeak = runPeak;
+          pickGrowth = g;
+        }
+      }
+      unsigned local = ready[pick];
+      ready.erase(ready.begin() + pick);
+      unsigned node = begin + local;
+      peak = pickPeak;
+      first = false;
+      order.push_back(node);
+      state.apply(node);
+      for (unsigned succ : model.getNodes()[node].succs)
+        if (succ < end && --indeg[succ - begin] == 0)
+          ready.push_back(succ - begin);
+    }
+    for (unsigned node : llvm::reverse(order))
+      state.undo(node);
+    return order;
+  }
+
+  /// Depth first in post-order from the nodes of the smallest footprint,
+  /// predecessors smallest first.
+  SmallVector<unsigned> depthFirstBySizeOrder() {
+    unsigned len = end - begin;
+    SmallVector<int64_t> footprint(len, 0);
+    int64_t hint = model.getTokenHint();
+    for (unsigned i = 0; i < len; ++i) {
+      const BlockMemoryModel::Node &n = model.getNodes()[begin + i];
+      LinearSize bytes = n.workspace;
+      for (unsigned b : n.buffers)
+        bytes += model.getBuffers()[b].size;
+      footprint[i] = bytes.evaluate(hint);
+    }
+    auto bySize = [&](SmallVector<unsigned> locals) {
+      llvm::stable_sort(locals, [&](unsigned a, unsigned b) {
+        return footprint[a] < footprint[b];
+      });
+      return locals;
+    };
+    SmallVector<bool> visited(len, false);
+    SmallVector<unsigned> order;
+    // Iterative post-order: (node, next predecessor to visit).
+    SmallVector<std::pair<unsigned, SmallVector<unsigned>>> stack;
+    auto push = [&](unsigned local) {
+      visited[local] = true;
+      SmallVector<unsigned> preds;
+      for (unsigned pred : model.getNodes()[begin + local].preds)
+        if (pred >= begin && !visited[pred - begin])
+          preds.push_back(pred - begin);
+      SmallVector<unsigned> sorted = bySize(preds);
+      std::reverse(sorted.begin(), sorted.end());
+      stack.push_back({local, sorted});
+    };
+    for (unsigned root : bySize(llvm::to_vector(llvm::seq<unsigned>(0, len)))) {
+      if (visited[root])
+        continue;
+      push(root);
+      while (!stack.empty()) {
+        auto &[local, pending] = stack.back();
+        while (!pending.empty() && visited[pending.back()])
+          pending.pop_back();
+        if (pending.empty()) {
+          order.push_back(begin + local);
+          stack.pop_back();
+          continue;
+        }
+        unsigned next = pending.pop_back_val();
+        push(next);
+      }
+    }
+    return order;
+  }
+
   SmallVector<unsigned> depthFirstOrder() {
     unsigned len = end - begin;
     SmallVector<unsigned> indeg(len, 0), stack, order;
@@ -445,8 +562,8 @@ private:
   /// Local improvement: move single nodes near the peak step to other legal
   /// positions while that lowers the peak, within the budget of simulated
   /// steps. Returns true if the order changed.
-  bool improve(SmallVector<unsigned> &order, LinearSize &peak) {
-    int64_t budget = options.improvementBudget;
+  bool improve(SmallVector<unsigned> &order, LinearSize &peak,
+               int64_t budget) {
     unsigned len = order.size();
     if (len < 2 || budget <= 0)
       return false;

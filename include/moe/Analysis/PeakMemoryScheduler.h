@@ -6,9 +6,10 @@
 //  * exact: dynamic programming over the sets of nodes already run (the order
 //    ideals of the dependence graph), with branch and bound against the best
 //    heuristic order, while the number of states stays within a budget;
-//  * beyond the budget: the best of several heuristics (the input order,
-//    greedy least-growth-first, depth-first and breadth-first topological
-//    orders), then local improvement by moving single nodes.
+//  * beyond the budget: a portfolio: the input order and the heuristic
+//    orders greedy least-growth-first, least peak memory first, depth-first,
+//    depth-first by footprint and breadth-first, each improved locally by
+//    moving single nodes; the best wins.
 //
 // The result is never worse than the input order; among orders of equal peak
 // it follows the input order as far as possible (the lexicographically first
@@ -38,7 +39,7 @@ struct PeakMemorySchedule {
   LinearSize inputPeak;
   LinearSize peak;
   /// "input" (already optimal or nothing better found), "exact", "greedy",
-  /// "dfs", "bfs" or "improved".
+  /// "lpmf", "dfs", "dfs-size", "bfs" or "improved".
   std::string method;
   /// True when `peak` is proven least (exact search finished).
   bool optimal = false;

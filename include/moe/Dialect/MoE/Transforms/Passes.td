@@ -74,8 +74,9 @@ def MoESchedulePeakMemory : MoEMemoryPass<"moe-schedule-peak-memory",
 
     The search is exact (dynamic programming over the sets of ops already run,
     with branch and bound) while the state count stays within `state-budget`;
-    beyond it, the best of greedy least-growth-first, depth-first and
-    breadth-first orders, then local improvement. The result is never worse
+    beyond it, the best of a portfolio (the input, greedy least-growth-first,
+    least peak memory first, depth-first, depth-first by footprint and
+    breadth-first orders, each improved locally). The result is never worse
     than the input, keeps the input order as far as possible among orders of
     equal peak, and is deterministic. Afterwards each `memref.alloc` sits
     right before the first op that uses its buffer and each `memref.dealloc`
