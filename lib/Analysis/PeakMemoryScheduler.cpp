@@ -190,8 +190,14 @@ public:
     return llvm::to_vector(llvm::seq<unsigned>(begin, end));
   }
 
-  /// Heuristic orders; returns the best (ties: the earliest tried).
-  std::pair<SmallVector<unsigned>, std::string> bestHeuristic(LinearSize &peak) {
+  /// The whole portfolio runs on segments of at most this many nodes.
+  static constexpr unsigned kPortfolioNodes = 4096;
+
+  /// Heuristic orders; returns the best (ties: the earliest tried). Without
+  /// `portfolio`, the linear heuristics and the improvement of the best (the
+  /// bound of the exact search); with it, all of them, each improved.
+  std::pair<SmallVector<unsigned>, std::string>
+  bestHeuristic(LinearSize &peak, bool portfolio) {
     SmallVector<unsigned> best = inputOrder();
     std::string method = "input";
     peak = state.peakOf(best);
@@ -204,15 +210,27 @@ public:
       }
     };
     // The standard heuristics (PyTorch Inductor's memory-aware reordering
-    // has the last three), each then improved locally; the best wins.
+    // has the last three of the full portfolio), each then improved
+    // locally; the best wins. Least peak memory first scans the ready nodes
+    // at every step, quadratic on wide segments, and improving every start
+    // divides the budget: segments beyond kPortfolioNodes keep the linear
+    // heuristics and improve the best of them only.
+    bool full = portfolio && end - begin <= kPortfolioNodes;
     SmallVector<std::pair<SmallVector<unsigned>, StringRef>> starts;
     starts.push_back({greedyOrder(), "greedy"});
-    starts.push_back({leastPeakFirstOrder(), "lpmf"});
+    if (full)
+      starts.push_back({leastPeakFirstOrder(), "lpmf"});
     starts.push_back({depthFirstOrder(), "dfs"});
-    starts.push_back({depthFirstBySizeOrder(), "dfs-size"});
+    if (full)
+      starts.push_back({depthFirstBySizeOrder(), "dfs-size"});
     starts.push_back({breadthFirstOrder(), "bfs"});
     for (auto &[order, name] : starts)
       consider(order, name);
+    if (!full) {
+      if (improve(best, peak, options.improvementBudget))
+        method = "improved";
+      return {best, method};
+    }
     // Local improvement from the input and from every start, the budget
     // shared among them.
     starts.insert(starts.begin(), {inputOrder(), "input"});
@@ -682,7 +700,8 @@ mlir::moe::schedulePeakMemory(const BlockMemoryModel &model,
         model, state, begin, end, options, statesLeft);
     SegmentResult seg;
     LinearSize heuristicPeak;
-    auto [order, method] = scheduler->bestHeuristic(heuristicPeak);
+    auto [order, method] =
+        scheduler->bestHeuristic(heuristicPeak, /*portfolio=*/false);
     seg.order = std::move(order);
     seg.peak = heuristicPeak;
     seg.method = method;
@@ -693,6 +712,17 @@ mlir::moe::schedulePeakMemory(const BlockMemoryModel &model,
       if (scheduler->solveExact(heuristicPeak, exact)) {
         seg.peak = exact;
         seg.exact = true;
+      }
+    }
+    // Not solved exactly: the whole portfolio, where it applies.
+    if (!seg.exact && end - begin <= SegmentScheduler::kPortfolioNodes) {
+      LinearSize portfolioPeak;
+      auto [better, how] =
+          scheduler->bestHeuristic(portfolioPeak, /*portfolio=*/true);
+      if (model.less(portfolioPeak, seg.peak)) {
+        seg.order = std::move(better);
+        seg.peak = heuristicPeak = portfolioPeak;
+        seg.method = how;
       }
     }
     allExact &= seg.exact;
