@@ -35,6 +35,16 @@ options:
                           only; format in docs/kernels.md)
   --json                  one JSON object on stdout
   --quiet                 no summary and no progress lines
+  --compare B.so          interleaved A/B: run MODULE and B alternately on the
+                          same arguments (same argument list required),
+                          --rounds times each (warmup + repeat iterations per
+                          round); reports each one's per-round medians, peak
+                          and checksum, and whether the outputs are equal
+  --rounds N              rounds of --compare (default 5)
+  --share-weights         weights of layer l > 0 ("layers.l.*") use layer 0's
+                          buffers (same values in every layer): deep layer
+                          stacks fit and fill fast; the transient memory and
+                          the work are those of distinct weights
   -h, --help              this text
 )";
 
@@ -230,6 +240,15 @@ Options parseOptions(int argc, char **argv) {
       o.tuningFile = needValue();
       if (o.tuningFile.empty())
         fatal("--tuning-file expects a path");
+    } else if (name == "--compare") {
+      o.compare = needValue();
+      if (o.compare.empty())
+        fatal("--compare expects a module path");
+    } else if (name == "--rounds") {
+      o.rounds = intOption(name, needValue(), 1, 1000000);
+    } else if (name == "--share-weights") {
+      flag();
+      o.shareWeights = true;
     } else if (name == "--json") {
       flag();
       o.json = true;
@@ -249,6 +268,9 @@ Options parseOptions(int argc, char **argv) {
   o.module = positional[0];
   if (o.warmup < 0)
     o.warmup = o.backend == MOERT_BACKEND_CUDA ? 1 : 0;
+  if (!o.compare.empty() && o.check)
+    fatal("--check and --compare do not go together: check each module on "
+          "its own");
   if (!o.tuningFile.empty() && o.backend != MOERT_BACKEND_CUDA)
     fatal("--tuning-file configures the CUDA kernels (needs --backend cuda)");
   return o;

@@ -24,6 +24,12 @@ struct Options {
   std::string tuningFile; // --tuning-file (CUDA kernels)
   bool json = false;
   bool quiet = false;
+  /// --compare B.so: interleaved A/B of the module against B on the same
+  /// arguments, `rounds` rounds of warmup + repeat iterations each.
+  std::string compare;
+  int64_t rounds = 5;
+  /// --share-weights: layer l's weights are layer 0's buffers.
+  bool shareWeights = false;
 };
 
 /// Parses the command line; prints the usage or a one-line error and exits

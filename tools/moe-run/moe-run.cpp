@@ -138,6 +138,207 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/// What the iterations of one module measured.
+struct Iterations {
+  std::vector<double> latencies;
+  int64_t peakBytes = 0, totalPeakBytes = 0, leakedBytes = 0;
+  std::vector<uint64_t> checksums;
+};
+
+/// Runs `module` warmup + repeat times on `args` (resetting the arguments it
+/// writes), appending to `result`; the outputs of the last iteration are left
+/// in `outputs`. Fails (exits) when a run fails or an output differs from
+/// the first iteration's.
+void iterate(const Module &module, moert_context *ctx,
+             std::vector<Argument> &args, std::vector<void *> &argPointers,
+             int64_t T, int64_t warmup, int64_t repeat, bool quiet,
+             Iterations &result,
+             std::vector<std::vector<unsigned char>> &outputs) {
+  const int64_t total = warmup + repeat;
+  bool progress = !quiet && isatty(2);
+  auto runStart = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < total; ++it) {
+    bool measured = it >= warmup;
+    for (size_t i = 0; i < args.size(); ++i)
+      if (args[i].restore && it > 0 &&
+          moert_copy_to_device(ctx, args[i].device, args[i].host.data(),
+                               args[i].bytes) != MOERT_SUCCESS)
+        fatal("cannot reset argument %zu '%s': %s", i,
+              args[i].desc->name.c_str(), moert_context_error(ctx));
+    if (moert_context_synchronize(ctx) != MOERT_SUCCESS)
+      fatal("%s", moert_context_error(ctx));
+    moert_reset_peak(ctx);
+    int64_t before = moert_current_bytes(ctx);
+
+    iterationForCrash = sig_atomic_t(it + 1);
+    inModule = 1;
+    // Device time (CUDA events on the context's stream; the host clock on
+    // the CPU backend).
+    double ms = 0;
+    moert_status status = moert_timer_start(ctx);
+    if (status == MOERT_SUCCESS) {
+      module.entry(argPointers.data(), T);
+      status = moert_timer_stop(ctx, &ms);
+    }
+    inModule = 0;
+
+    if (status != MOERT_SUCCESS || moert_context_status(ctx) != MOERT_SUCCESS)
+      fatal("the module failed in iteration %" PRId64 " (%s): %s", it + 1,
+            moert_status_string(moert_context_status(ctx)),
+            moert_context_error(ctx));
+    int64_t leaked = moert_current_bytes(ctx) - before;
+    if (leaked != 0 && result.leakedBytes == 0)
+      warning("the module left %" PRId64 " bytes allocated after moe_entry",
+              leaked);
+    result.leakedBytes = std::max(result.leakedBytes, leaked);
+    if (measured) {
+      result.latencies.push_back(ms);
+      result.totalPeakBytes =
+          std::max(result.totalPeakBytes, moert_peak_bytes(ctx));
+      result.peakBytes =
+          std::max(result.peakBytes, moert_peak_bytes(ctx) - before);
+    }
+
+    // The output (copied back every iteration: runs must be identical).
+    uint64_t hash = kFnvOffset;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (args[i].desc->role != Role::Output)
+        continue;
+      outputs[i].resize(static_cast<size_t>(args[i].bytes));
+      if (moert_copy_to_host(ctx, outputs[i].data(), args[i].device,
+                             args[i].bytes) != MOERT_SUCCESS)
+        fatal("cannot copy output '%s' back: %s", args[i].desc->name.c_str(),
+              moert_context_error(ctx));
+      hash = fnv1a64(outputs[i].data(), outputs[i].size(), hash);
+    }
+    if (!result.checksums.empty() && hash != result.checksums.front())
+      fatal("the module is not deterministic: iteration %" PRId64
+            " gave output checksum %s, iteration 1 gave %s",
+            it + 1, hex64(hash).c_str(),
+            hex64(result.checksums.front()).c_str());
+    result.checksums.push_back(hash);
+
+    double elapsed = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - runStart)
+                         .count();
+    if (!quiet && (progress || elapsed > 1.0) && total > 1) {
+      progress = true;
+      std::fprintf(stderr,
+                   "moe-run: iteration %" PRId64 "/%" PRId64 "%s: %.3f ms\n",
+                   it + 1, total, measured ? "" : " (warmup)", ms);
+    }
+  }
+}
+
+/// The arguments each op of `desc` writes (in place).
+std::vector<bool> writtenArguments(const ModuleDescription &desc) {
+  std::vector<bool> written(desc.args.size(), false);
+  for (const OpDesc &op : desc.ops) {
+    std::vector<bool> w = writtenOperands(op);
+    for (size_t i = 0; i < w.size(); ++i)
+      if (w[i] && op.operands[i].isArg)
+        written[size_t(op.operands[i].index)] = true;
+  }
+  return written;
+}
+
+/// "layers.0.rest" for a name "layers.N.rest", N > 0; empty otherwise.
+std::string layerZeroName(const std::string &name) {
+  const std::string prefix = "layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0)
+    return "";
+  size_t dot = name.find('.', prefix.size());
+  if (dot == std::string::npos || dot == prefix.size())
+    return "";
+  std::string layer = name.substr(prefix.size(), dot - prefix.size());
+  if (layer.find_first_not_of("0123456789") != std::string::npos ||
+      layer == "0")
+    return "";
+  return prefix + "0" + name.substr(dot);
+}
+
+/// --compare: `module` (A) and `other` (B) alternately on the same
+/// arguments, opt.rounds rounds; one report for both.
+int compareModules(const Options &opt, const Module &module,
+                   const ModuleDescription &desc, const Module &other,
+                   const ModuleDescription &otherDesc, moert_context *ctx,
+                   std::vector<Argument> &args,
+                   std::vector<void *> &argPointers, int64_t T,
+                   int64_t argumentBytes,
+                   std::vector<std::vector<unsigned char>> &outputs) {
+  struct Side {
+    const Module *module;
+    const ModuleDescription *desc;
+    const std::string *path;
+    Iterations iterations;
+    std::vector<double> roundMedians;
+  } sides[2] = {{&module, &desc, &opt.module, {}, {}},
+                {&other, &otherDesc, &opt.compare, {}, {}}};
+  for (int64_t round = 0; round < opt.rounds; ++round)
+    for (Side &side : sides) {
+      Iterations once;
+      iterate(*side.module, ctx, args, argPointers, T, opt.warmup, opt.repeat,
+              /*quiet=*/true, once, outputs);
+      side.roundMedians.push_back(median(once.latencies));
+      Iterations &all = side.iterations;
+      if (!all.checksums.empty() && once.checksums[0] != all.checksums[0])
+        fatal("'%s' is not deterministic: round %" PRId64
+              " gave output checksum %s, round 1 gave %s",
+              side.path->c_str(), round + 1, hex64(once.checksums[0]).c_str(),
+              hex64(all.checksums[0]).c_str());
+      all.checksums.push_back(once.checksums[0]);
+      all.peakBytes = std::max(all.peakBytes, once.peakBytes);
+      all.leakedBytes = std::max(all.leakedBytes, once.leakedBytes);
+      if (!opt.quiet)
+        std::fprintf(stderr, "moe-run: round %" PRId64 "/%" PRId64
+                     " %s: %.3f ms\n", round + 1, opt.rounds,
+                     side.path->c_str(), side.roundMedians.back());
+    }
+  bool equal = sides[0].iterations.checksums[0] ==
+               sides[1].iterations.checksums[0];
+  double ratio = median(sides[1].roundMedians) / median(sides[0].roundMedians);
+  auto sideJson = [&](const Side &side) {
+    std::string j = "{\"module\": " + jsonQuote(*side.path);
+    j += ", \"optimized\": ";
+    j += !side.desc->optimized ? "null" : *side.desc->optimized ? "true" : "false";
+    j += ", \"round_medians_ms\": [";
+    for (size_t i = 0; i < side.roundMedians.size(); ++i)
+      j += (i ? ", " : "") + jsonNumber(side.roundMedians[i]);
+    j += "], \"median_ms\": " + jsonNumber(median(side.roundMedians));
+    j += ", \"peak_bytes\": " + std::to_string(side.iterations.peakBytes);
+    j += ", \"planned_peak_bytes\": " +
+         (side.desc->plannedPeak ? std::to_string(side.desc->plannedPeak->at(T))
+                                 : std::string("null"));
+    j += ", \"checksum\": " + jsonQuote(hex64(side.iterations.checksums[0]));
+    return j + "}";
+  };
+  if (opt.json) {
+    std::printf("{\"compare\": true, \"backend\": %s, \"tokens\": %" PRId64
+                ", \"seed\": %" PRIu64 ", \"rounds\": %" PRId64
+                ", \"warmup\": %" PRId64 ", \"repeat\": %" PRId64
+                ", \"argument_bytes\": %" PRId64 ", \"a\": %s, \"b\": %s, "
+                "\"b_over_a\": %s, \"outputs_equal\": %s}\n",
+                jsonQuote(opt.backend == MOERT_BACKEND_CUDA ? "cuda" : "cpu")
+                    .c_str(),
+                T, opt.seed, opt.rounds, opt.warmup, opt.repeat, argumentBytes,
+                sideJson(sides[0]).c_str(), sideJson(sides[1]).c_str(),
+                jsonNumber(ratio).c_str(), equal ? "true" : "false");
+  } else if (!opt.quiet) {
+    for (const Side &side : sides)
+      std::printf("moe-run: %s: median of %" PRId64 " rounds %.3f ms, peak "
+                  "%s, checksum %s\n",
+                  side.path->c_str(), opt.rounds, median(side.roundMedians),
+                  formatBytes(side.iterations.peakBytes).c_str(),
+                  hex64(side.iterations.checksums[0]).c_str());
+    std::printf("  B / A        %.4f\n  outputs      %s\n", ratio,
+                equal ? "bitwise equal" : "DIFFERENT");
+  }
+  std::fflush(stdout);
+  moert_set_current_context(nullptr);
+  moert_context_destroy(ctx);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -185,12 +386,32 @@ int main(int argc, char **argv) {
 
   // Which arguments the module writes (in place): they are reset before
   // every iteration.
-  std::vector<bool> writtenArg(desc.args.size(), false);
-  for (const OpDesc &op : desc.ops) {
-    std::vector<bool> w = writtenOperands(op);
-    for (size_t i = 0; i < w.size(); ++i)
-      if (w[i] && op.operands[i].isArg)
-        writtenArg[size_t(op.operands[i].index)] = true;
+  std::vector<bool> writtenArg = writtenArguments(desc);
+
+  // --compare: the other module, on the same arguments.
+  std::unique_ptr<Module> other;
+  ModuleDescription otherDesc;
+  if (!opt.compare.empty()) {
+    other = std::make_unique<Module>(loadModule(opt.compare));
+    if (!parseDescription(other->descriptionText, otherDesc, error))
+      fatal("'%s': invalid module description: %s", opt.compare.c_str(),
+            error.c_str());
+    bool same = otherDesc.args.size() == desc.args.size() &&
+                otherDesc.tokenCount == desc.tokenCount;
+    for (size_t i = 0; same && i < desc.args.size(); ++i)
+      same = otherDesc.args[i].name == desc.args[i].name &&
+             otherDesc.args[i].role == desc.args[i].role &&
+             typeString(otherDesc.args[i]) == typeString(desc.args[i]);
+    if (!same)
+      fatal("--compare: '%s' and '%s' do not take the same arguments",
+            opt.module.c_str(), opt.compare.c_str());
+    if (opt.backend == MOERT_BACKEND_CUDA && !otherDesc.checkable)
+      fatal("--compare: '%s' has ops that run on the host (\"checkable\": "
+            "false): run it with --backend cpu",
+            opt.compare.c_str());
+    std::vector<bool> otherWritten = writtenArguments(otherDesc);
+    for (size_t i = 0; i < writtenArg.size(); ++i)
+      writtenArg[i] = writtenArg[i] || otherWritten[i];
   }
 
   // The context.
@@ -225,6 +446,21 @@ int main(int argc, char **argv) {
         !byteSize(*a.desc, T, a.bytes))
       fatal("argument %zu '%s' (%s) is too large at %" PRId64 " tokens", i,
             a.desc->name.c_str(), typeString(*a.desc).c_str(), T);
+    // --share-weights: layer 0's buffer, when it has the same type.
+    if (opt.shareWeights && a.desc->role == Role::Weight && !writtenArg[i]) {
+      std::string zero = layerZeroName(a.desc->name);
+      auto found = std::find_if(args.begin(), args.begin() + i,
+                                [&](const Argument &b) {
+                                  return b.desc->name == zero &&
+                                         typeString(*b.desc) ==
+                                             typeString(*a.desc);
+                                });
+      if (found != args.begin() + i) {
+        a.device = found->device;
+        argPointers[i] = a.device;
+        continue;
+      }
+    }
     if (moert_alloc_ctx(ctx, a.bytes, &a.device) != MOERT_SUCCESS)
       fatal("cannot allocate argument %zu '%s' (%s, %" PRId64 " bytes): %s", i,
             a.desc->name.c_str(), typeString(*a.desc).c_str(), a.bytes,
@@ -248,81 +484,18 @@ int main(int argc, char **argv) {
   // Iterations.
   moert_set_current_context(ctx);
   installCrashHandlers();
-  const int64_t total = opt.warmup + opt.repeat;
-  std::vector<double> latencies;
-  int64_t peakBytes = 0, totalPeakBytes = 0, leakedBytes = 0;
-  std::vector<uint64_t> checksums;
   std::vector<std::vector<unsigned char>> outputs(desc.args.size());
-  bool progress = !opt.quiet && isatty(2);
-  auto runStart = std::chrono::steady_clock::now();
-  for (int64_t it = 0; it < total; ++it) {
-    bool measured = it >= opt.warmup;
-    for (size_t i = 0; i < args.size(); ++i)
-      if (args[i].restore && it > 0 &&
-          moert_copy_to_device(ctx, args[i].device, args[i].host.data(),
-                               args[i].bytes) != MOERT_SUCCESS)
-        fatal("cannot reset argument %zu '%s': %s", i,
-              args[i].desc->name.c_str(), moert_context_error(ctx));
-    if (moert_context_synchronize(ctx) != MOERT_SUCCESS)
-      fatal("%s", moert_context_error(ctx));
-    moert_reset_peak(ctx);
-    int64_t before = moert_current_bytes(ctx);
-
-    iterationForCrash = sig_atomic_t(it + 1);
-    inModule = 1;
-    // Device time (CUDA events on the context's stream; the host clock on
-    // the CPU backend).
-    double ms = 0;
-    moert_status status = moert_timer_start(ctx);
-    if (status == MOERT_SUCCESS) {
-      module.entry(argPointers.data(), T);
-      status = moert_timer_stop(ctx, &ms);
-    }
-    inModule = 0;
-
-    if (status != MOERT_SUCCESS || moert_context_status(ctx) != MOERT_SUCCESS)
-      fatal("the module failed in iteration %" PRId64 " (%s): %s", it + 1,
-            moert_status_string(moert_context_status(ctx)),
-            moert_context_error(ctx));
-    int64_t leaked = moert_current_bytes(ctx) - before;
-    if (leaked != 0 && leakedBytes == 0)
-      warning("the module left %" PRId64 " bytes allocated after moe_entry",
-              leaked);
-    leakedBytes = std::max(leakedBytes, leaked);
-    if (measured) {
-      latencies.push_back(ms);
-      totalPeakBytes = std::max(totalPeakBytes, moert_peak_bytes(ctx));
-      peakBytes = std::max(peakBytes, moert_peak_bytes(ctx) - before);
-    }
-
-    // The output (copied back every iteration: runs must be identical).
-    uint64_t hash = kFnvOffset;
-    for (size_t i = 0; i < args.size(); ++i) {
-      if (args[i].desc->role != Role::Output)
-        continue;
-      outputs[i].resize(static_cast<size_t>(args[i].bytes));
-      if (moert_copy_to_host(ctx, outputs[i].data(), args[i].device,
-                             args[i].bytes) != MOERT_SUCCESS)
-        fatal("cannot copy output '%s' back: %s", args[i].desc->name.c_str(),
-              moert_context_error(ctx));
-      hash = fnv1a64(outputs[i].data(), outputs[i].size(), hash);
-    }
-    if (!checksums.empty() && hash != checksums.front())
-      fatal("the module is not deterministic: iteration %" PRId64
-            " gave output checksum %s, iteration 1 gave %s",
-            it + 1, hex64(hash).c_str(), hex64(checksums.front()).c_str());
-    checksums.push_back(hash);
-
-    double elapsed = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - runStart)
-                         .count();
-    if (!opt.quiet && (progress || elapsed > 1.0) && total > 1) {
-      progress = true;
-      std::fprintf(stderr,
-                   "moe-run: iteration %" PRId64 "/%" PRId64 "%s: %.3f ms\n",
-                   it + 1, total, measured ? "" : " (warmup)", ms);
-    }
-  }
+  if (other)
+    return compareModules(opt, module, desc, *other, otherDesc, ctx, args,
+                          argPointers, T, argumentBytes, outputs);
+  Iterations iterations;
+  iterate(module, ctx, args, argPointers, T, opt.warmup, opt.repeat,
+          opt.quiet, iterations, outputs);
+  const std::vector<double> &latencies = iterations.latencies;
+  const std::vector<uint64_t> &checksums = iterations.checksums;
+  int64_t peakBytes = iterations.peakBytes;
+  int64_t totalPeakBytes = iterations.totalPeakBytes;
+  int64_t leakedBytes = iterations.leakedBytes;
 
   // Finite check.
   int64_t nonfinite = -1;
