@@ -170,6 +170,27 @@ MOERT_API int64_t moert_reserved_bytes(moert_context *ctx);
 /* Peak := current. */
 MOERT_API void moert_reset_peak(moert_context *ctx);
 
+/* An op observer, for checkers (moe-run --check): every op run on `ctx` calls
+ * it on the calling thread just before the op runs (`phase` 0) and just after
+ * it ran (`phase` 1), with the op's name ("moe.gate", ...) and its operands in
+ * the op contract's order (NULL for an absent optional operand) with their
+ * sizes in bytes. The operands are context memory: read them with
+ * moert_copy_to_host, which waits for the op. NULL removes the observer.
+ *
+ * Test-only fault injection, for testing checkers: with the environment
+ * variable MOERT_TEST_FAULT set when the context is created (CPU backend
+ * only), its ops misbehave on purpose: "swap-expert" (moe.topk selects the
+ * next expert in its first slot of token 0), "skip-shared"
+ * (moe.shared_experts does not run), "routed-scale" (moe.routed_experts'
+ * output is scaled by 1.25), "stale-buffer" (the last row of moe.add's first
+ * input is overwritten before it runs, as if its buffer were reused while
+ * live). */
+typedef void (*moert_op_observer)(void *user, const char *op, int32_t phase,
+                                  const void *const *operands,
+                                  const int64_t *bytes, int32_t count);
+MOERT_API void moert_set_op_observer(moert_context *ctx, moert_op_observer fn,
+                                     void *user);
+
 /* Planned mode: compiled code takes one arena of the static plan's size and
  * addresses planned buffers (and op workspaces) as arena + offset. The arena
  * is one allocation of the current context, counted once. */

@@ -31,6 +31,12 @@ struct moert_context {
   moert_status status = MOERT_SUCCESS;
   std::string error;
 
+  /// moert_set_op_observer.
+  moert_op_observer observer = nullptr;
+  void *observerUser = nullptr;
+  /// MOERT_TEST_FAULT at creation (CPU only): the op that misbehaves.
+  std::string testFault;
+
   moert_status stickyStatus() {
     std::lock_guard<std::mutex> lock(errorMutex);
     return status;

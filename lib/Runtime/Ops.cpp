@@ -12,6 +12,9 @@
 
 #include "moe-runtime/OpContract.h"
 
+#include <cstring>
+#include <string_view>
+
 using namespace moert;
 namespace contract = moert::contract;
 
@@ -68,13 +71,13 @@ void validate(Call &call, ArgChecker &check) {
     int64_t elementBytes = contract::dtypeBytes(
         *contract::operandDType(op, int(i), call.dtypeCodes));
     int64_t elements = 0;
-    if (!spec.optional) {
+    if (!spec.optional || call.present[i]) {
       check.require(contract::elementCount(spec, call.sizes, elements),
                     "the size of ", spec.name, " overflows int64");
       if (!check.ok())
         return;
     }
-    // An optional operand may be NULL: only its alignment matters.
+    // An absent optional operand is NULL: only its alignment matters.
     check.buffer(spec.name, call.pointers[i], elements, elementBytes);
     call.bytes[i] = elements * elementBytes;
   }
@@ -100,8 +103,65 @@ void validate(Call &call, ArgChecker &check) {
                 "the size of the workspace overflows int64");
 }
 
+/// MOERT_TEST_FAULT (moe_runtime.h), CPU backend (host pointers): what a
+/// miscompile or a broken kernel would do to `call`. `phase` 0 is before the
+/// op (its inputs as it will read them), 1 after it (its outputs).
+bool skipsLaunch(const moert_context &ctx, const Call &call) {
+  return ctx.testFault == "skip-shared" &&
+         std::string_view(call.op.name) == "moe.shared_experts";
+}
+
+/// Scales (by 1.25) or overwrites (with 12288 in bf16 / 12345 in f32) rows
+/// [first, T) of a token-major [T, H] operand.
+void corruptRows(const Call &call, size_t operand, int64_t first,
+                 bool overwrite) {
+  contract::DType dtype =
+      *contract::operandDType(call.op, int(operand), call.dtypeCodes);
+  int64_t T = call.sizes[size_t(contract::Sym::T)];
+  int64_t H = call.sizes[size_t(contract::Sym::H)];
+  void *p = const_cast<void *>(call.pointers[operand]);
+  for (int64_t e = first * H; e < T * H; ++e) {
+    if (dtype == contract::DType::F32) {
+      float &v = static_cast<float *>(p)[e];
+      v = overwrite ? 12345.0f : v * 1.25f;
+    } else if (overwrite) {
+      static_cast<uint16_t *>(p)[e] = 0x4640; // 12288 in bf16, 6.25 in f16
+    } else if (dtype == contract::DType::BF16) {
+      uint16_t &bits = static_cast<uint16_t *>(p)[e];
+      uint32_t f = uint32_t(bits) << 16;
+      float v;
+      std::memcpy(&v, &f, 4);
+      v *= 1.25f;
+      std::memcpy(&f, &v, 4);
+      bits = uint16_t(f >> 16);
+    }
+  }
+}
+
+void injectFault(const moert_context &ctx, const Call &call, int phase) {
+  std::string_view op = call.op.name;
+  const std::string &fault = ctx.testFault;
+  int64_t T = call.sizes[size_t(contract::Sym::T)];
+  if (fault.empty() || T <= 0)
+    return;
+  if (phase == 1 && fault == "swap-expert" && op == "moe.topk") {
+    // The first token's first expert id is the next expert's.
+    auto *ids = static_cast<int32_t *>(const_cast<void *>(call.pointers[2]));
+    ids[0] = int32_t((ids[0] + 1) % call.sizes[size_t(contract::Sym::E)]);
+  } else if (phase == 1 && fault == "routed-scale" &&
+             op == "moe.routed_experts") {
+    // Every routed output 1.25x: a wrong routed scaling factor.
+    corruptRows(call, call.pointers.size() - 1, 0, /*overwrite=*/false);
+  } else if (phase == 0 && fault == "stale-buffer" && op == "moe.add") {
+    // The last token's row of the add's first input holds other bytes than
+    // its writer left: the buffer was reused while still live.
+    corruptRows(call, 0, T - 1, /*overwrite=*/true);
+  }
+}
+
 /// The frame of an op: `fill` gathers the call's arguments, then
-/// validation, the workspace, and `launch(ctx, call, workspace, error)`.
+/// validation, the workspace, and `launch(ctx, call, workspace, error)`,
+/// between the observer's two calls.
 template <typename Fill, typename Launch>
 moert_status runContractOp(const char *fn, const char *opName, Fill fill,
                            Launch launch) {
@@ -112,15 +172,32 @@ moert_status runContractOp(const char *fn, const char *opName, Fill fill,
     validate(call, check);
     if (!check.ok())
       return invalid(ctx, check);
-    if (!call.op.workspace) {
+    auto observe = [&](int32_t phase) {
+      if (ctx.observer)
+        ctx.observer(ctx.observerUser, opName, phase, call.pointers.data(),
+                     call.bytes.data(), int32_t(call.pointers.size()));
+    };
+    injectFault(ctx, call, 0);
+    observe(0);
+    moert_status status = MOERT_SUCCESS;
+    if (skipsLaunch(ctx, call)) {
+      // MOERT_TEST_FAULT: the op does not run.
+    } else if (!call.op.workspace) {
       std::string error;
-      moert_status status = launch(ctx, call, nullptr, error);
-      return status == MOERT_SUCCESS ? status : fail(&ctx, status, error);
+      status = launch(ctx, call, nullptr, error);
+      if (status != MOERT_SUCCESS)
+        return fail(&ctx, status, error);
+    } else {
+      status = withWorkspace(ctx, fn, call.workspace, call.workspaceBytes,
+                             [&](void *ws, std::string &error) {
+                               return launch(ctx, call, ws, error);
+                             });
+      if (status != MOERT_SUCCESS)
+        return status;
     }
-    return withWorkspace(ctx, fn, call.workspace, call.workspaceBytes,
-                         [&](void *ws, std::string &error) {
-                           return launch(ctx, call, ws, error);
-                         });
+    injectFault(ctx, call, 1);
+    observe(1);
+    return status;
   });
 }
 

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -75,11 +76,32 @@ moert_status moert_context_create(moert_backend backend, int device,
         if (!impl)
           throw std::bad_alloc();
         std::unique_ptr<moert_context> ctx(new moert_context());
+        if (const char *fault = std::getenv("MOERT_TEST_FAULT")) {
+          std::string name = fault;
+          if (name != "swap-expert" && name != "skip-shared" &&
+              name != "routed-scale" && name != "stale-buffer")
+            return fail(nullptr, MOERT_ERROR_INVALID_ARGUMENT,
+                        cat(fn, ": unknown MOERT_TEST_FAULT '", name,
+                            "' (swap-expert, skip-shared, routed-scale, "
+                            "stale-buffer)"));
+          if (impl->kind() != MOERT_BACKEND_CPU)
+            return fail(nullptr, MOERT_ERROR_INVALID_ARGUMENT,
+                        cat(fn, ": MOERT_TEST_FAULT needs the CPU backend"));
+          ctx->testFault = name;
+        }
         ctx->allocator.reset(new Allocator(*impl));
         ctx->backend = std::move(impl);
         *out = ctx.release();
         return MOERT_SUCCESS;
       });
+}
+
+void moert_set_op_observer(moert_context *ctx, moert_op_observer fn,
+                           void *user) {
+  if (!ctx)
+    return;
+  ctx->observer = fn;
+  ctx->observerUser = user;
 }
 
 void moert_context_destroy(moert_context *ctx) {

@@ -157,7 +157,14 @@ FailureOr<std::string> mlir::moe::describeEntryFunction(func::FuncOp func,
                   "the entry function";
       operands.push_back(std::move(*ref));
     }
+    // Where the op is, for messages: "file:line:col" or a name location.
+    std::string loc;
+    llvm::raw_string_ostream(loc) << op.getLoc();
+    StringRef where(loc);
+    if (where.consume_front("loc(") && where.consume_back(")"))
+      loc = where.str();
     ops.push_back(llvm::json::Object{{"op", op.getName().getStringRef()},
+                                     {"loc", loc},
                                      {"operands", std::move(operands)},
                                      {"attrs", std::move(attrs)}});
   }

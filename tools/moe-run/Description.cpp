@@ -45,6 +45,24 @@ std::string moerun::operandString(const ModuleDescription &d,
   return "buffer " + std::to_string(o.index);
 }
 
+std::vector<int64_t> moerun::coordsOf(const std::vector<int64_t> &shape,
+                                      int64_t flat) {
+  std::vector<int64_t> c(shape.size());
+  for (size_t k = shape.size(); k-- > 0;) {
+    int64_t n = std::max<int64_t>(shape[k], 1);
+    c[k] = flat % n;
+    flat /= n;
+  }
+  return c;
+}
+
+std::string moerun::joinCoords(const std::vector<int64_t> &coords) {
+  std::string s = "[";
+  for (size_t i = 0; i < coords.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(coords[i]);
+  return s + "]";
+}
+
 std::vector<int64_t> moerun::resolveShape(const std::vector<int64_t> &shape,
                                           int64_t T) {
   std::vector<int64_t> r(shape);
@@ -302,6 +320,9 @@ bool moerun::parseDescription(std::string_view text, ModuleDescription &out,
         return r.fail(where, "missing \"op\"");
       if (!r.string(where + ".op", *name, op.name))
         return false;
+      if (const JsonValue *loc = o.get("loc"); loc && !loc->isNull())
+        if (!r.string(where + ".loc", *loc, op.loc))
+          return false;
       const JsonValue *operands = o.get("operands");
       if (!operands)
         return r.fail(where, "missing \"operands\"");

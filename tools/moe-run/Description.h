@@ -47,6 +47,7 @@ struct Operand {
 
 struct OpDesc {
   std::string name; // "moe.gate", "memref.copy", ...
+  std::string loc;  // where in the source ("file:line:col", "layers.0"); may be empty
   std::vector<Operand> operands;
   JsonValue attrs; // an object
 };
@@ -97,6 +98,11 @@ std::string shapeString(const std::vector<int64_t> &shape);
 std::string typeString(const TensorDesc &t);
 /// The operand as "arg 3 'layers.0.gate.weight'" or "buffer 2".
 std::string operandString(const ModuleDescription &d, const Operand &o);
+
+/// The coordinates of element `flat` of a row-major `shape`, and their
+/// "[i, j]" text.
+std::vector<int64_t> coordsOf(const std::vector<int64_t> &shape, int64_t flat);
+std::string joinCoords(const std::vector<int64_t> &coords);
 
 /// `shape` with -1 replaced by T.
 std::vector<int64_t> resolveShape(const std::vector<int64_t> &shape, int64_t T);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
+#include <tuple>
 
 using namespace moerun;
 using namespace moerun::detail;
@@ -46,24 +47,31 @@ int64_t moerun::countLayers(const std::vector<TypedOp> &ops) {
 
 namespace {
 
-std::vector<int64_t> coordinates(const std::vector<int64_t> &shape,
-                                 int64_t flat) {
-  std::vector<int64_t> c(shape.size());
-  for (size_t k = shape.size(); k-- > 0;) {
-    int64_t n = std::max<int64_t>(shape[k], 1);
-    c[k] = flat % n;
-    flat /= n;
+/// The smallest normal of a dtype: below it a dtype's spacing is absolute
+/// (subnormals), so errors there are relative to it.
+double smallestNormal(DType dtype) {
+  switch (dtype) {
+  case DType::F16:
+    return 6.103515625e-05; // 2^-14
+  case DType::BF16:
+  case DType::F32:
+    return 1.1754943508222875e-38; // 2^-126
+  default:
+    return 0;
   }
-  return c;
 }
 
-double relativeError(double got, double expected, double floor) {
-  if (std::isnan(got) || std::isnan(expected))
-    return std::numeric_limits<double>::infinity();
+double relativeError(double got, double expected, double floor,
+                     DType dtype) {
+  // Where the exact value is beyond the dtype's range (or undefined: an
+  // input was), any overflow agrees with it: an fp32 inf * 0 inside the op
+  // is NaN where the reference's wider range still gave inf.
+  if (isFloat(dtype) && !std::isfinite(roundToDType(expected, dtype)))
+    return std::isfinite(got) ? std::numeric_limits<double>::infinity() : 0;
   if (got == expected)
     return 0;
   double denom = std::max(std::fabs(expected), floor);
-  if (!(denom > 0) || std::isinf(got) || std::isinf(expected))
+  if (!(denom > 0) || !std::isfinite(got))
     return std::numeric_limits<double>::infinity();
   return std::fabs(got - expected) / denom;
 }
@@ -81,6 +89,14 @@ bool moerun::runReference(const ModuleDescription &d,
   Interpreter interp(d, ops, T, initial, options);
   if (!interp.prepare(error))
     return false;
+  if (options.unorderedSlots && ops.size() == 1 &&
+      ops[0].kind == OpKind::TopK) {
+    const Operand &ids = ops[0].operands[ops[0].operands.size() - 2];
+    if (ids.isArg && results[size_t(ids.index)] &&
+        d.args[size_t(ids.index)].dtype == DType::I32)
+      interp.routingHint =
+          static_cast<const int32_t *>(results[size_t(ids.index)]);
+  }
 
   // The token-major outputs, and where their rows sit in the state.
   std::vector<size_t> outputs;
@@ -141,24 +157,26 @@ bool moerun::runReference(const ModuleDescription &d,
     return false;
   }
 
-  // rms of each output under the reference's own routing.
-  std::vector<double> floors(outputs.size());
-  {
+  // Per token, the rms of each output's row under the reference's own
+  // routing: a token's roundings scale with its own magnitude, and after a
+  // few layers the magnitudes of tokens differ by orders.
+  std::vector<double> floors(size_t(T) * outputs.size());
+  for (int64_t t = 0; t < T; ++t) {
     int64_t off = 0;
     for (size_t k = 0; k < outputs.size(); ++k) {
       int64_t n = interp.rowLength[outputs[k]];
       double sq = 0;
       int64_t count = 0;
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < n; ++i) {
-          double r = tokenRows[size_t(t)][size_t(off + i)];
-          if (std::isfinite(r)) {
-            sq += r * r;
-            ++count;
-          }
+      for (int64_t i = 0; i < n; ++i) {
+        double r = tokenRows[size_t(t)][size_t(off + i)];
+        if (std::isfinite(r)) {
+          sq += r * r;
+          ++count;
         }
-      floors[k] =
-          options.rmsFloor * (count ? std::sqrt(sq / double(count)) : 0);
+      }
+      floors[size_t(t) * outputs.size() + k] = std::max(
+          options.rmsFloor * (count ? std::sqrt(sq / double(count)) : 0),
+          smallestNormal(d.args[outputs[k]].dtype));
       off += n;
     }
   }
@@ -181,11 +199,29 @@ bool moerun::runReference(const ModuleDescription &d,
       result.maxRelErr = err;
       result.worstArg = int64_t(arg);
       result.worstCoords =
-          coordinates(resolveShape(d.args[arg].shape, T), flat);
+          coordsOf(resolveShape(d.args[arg].shape, T), flat);
       result.worstGot = got;
       result.worstExpected = expected;
     }
   };
+
+  // A lone topk compared by (expert id, weight) pairs: each row's slots
+  // sorted by id (ids first, then weights, K each).
+  bool unordered = options.unorderedSlots && ops.size() == 1 &&
+                   ops[0].kind == OpKind::TopK && outputs.size() == 2;
+  auto sortSlots = [&](double *row) {
+    int64_t K = interp.rowLength[outputs[0]];
+    std::vector<std::pair<double, double>> pairs(static_cast<size_t>(K));
+    for (int64_t j = 0; j < K; ++j)
+      pairs[size_t(j)] = {row[j], row[K + j]};
+    std::sort(pairs.begin(), pairs.end());
+    for (int64_t j = 0; j < K; ++j)
+      std::tie(row[j], row[K + j]) = pairs[size_t(j)];
+  };
+  if (unordered)
+    for (auto &rows : tokenRows)
+      for (size_t v = 0; outputRow && v < rows.size() / size_t(outputRow); ++v)
+        sortSlots(rows.data() + v * size_t(outputRow));
 
   // Per token: the admissible routing that matches best.
   std::vector<double> got(static_cast<size_t>(outputRow));
@@ -205,6 +241,8 @@ bool moerun::runReference(const ModuleDescription &d,
         off += n;
       }
     }
+    if (unordered)
+      sortSlots(got.data());
     size_t best = 0;
     double bestErr = std::numeric_limits<double>::infinity();
     for (size_t v = 0; v < numVariants; ++v) {
@@ -218,7 +256,8 @@ bool moerun::runReference(const ModuleDescription &d,
                 err,
                 relativeError(got[size_t(off + i)],
                               rows[v * size_t(outputRow) + size_t(off + i)],
-                              floors[k]));
+                              floors[size_t(t) * outputs.size() + k],
+                              d.args[outputs[k]].dtype));
         off += n;
       }
       if (v == 0 || err < bestErr) { // ties keep the reference's own
@@ -236,8 +275,10 @@ bool moerun::runReference(const ModuleDescription &d,
         for (int64_t i = 0; i < n; ++i) {
           double expected = rows[best * size_t(outputRow) + size_t(off + i)];
           double g = got[size_t(off + i)];
-          noteWorst(relativeError(g, expected, floors[k]), a, t * n + i, g,
-                    expected);
+          noteWorst(relativeError(g, expected,
+                                  floors[size_t(t) * outputs.size() + k],
+                                  d.args[a].dtype),
+                    a, t * n + i, g, expected);
           ++result.elements;
         }
       off += n;
@@ -259,9 +300,13 @@ bool moerun::runReference(const ModuleDescription &d,
     for (double r : ref)
       if (std::isfinite(r))
         sq += r * r;
-    double floor = options.rmsFloor * (n ? std::sqrt(sq / double(n)) : 0);
+    double floor =
+        std::max(options.rmsFloor * (n ? std::sqrt(sq / double(n)) : 0),
+                 smallestNormal(d.args[a].dtype));
     for (int64_t i = 0; i < n; ++i) {
-      noteWorst(relativeError(out[size_t(i)], ref[size_t(i)], floor), a, i,
+      noteWorst(relativeError(out[size_t(i)], ref[size_t(i)], floor,
+                              d.args[a].dtype),
+                a, i,
                 out[size_t(i)], ref[size_t(i)]);
       ++result.elements;
     }

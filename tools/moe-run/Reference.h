@@ -30,10 +30,19 @@
 namespace moerun {
 
 struct CheckOptions {
-  /// err = |out - ref| / max(|ref|, rmsFloor * rms(ref of that output)):
-  /// relative for elements above the output's rms, relative to the rms
-  /// below it (roundings of the addends dominate where a sum cancels).
+  /// err = |out - ref| / max(|ref|, rmsFloor * rms(ref of that row), the
+  /// dtype's smallest normal), a row being one token's part of a token-major
+  /// output (else the whole output): relative for elements above the row's
+  /// rms, relative to the rms below it (roundings of the addends dominate
+  /// where a sum cancels), and never finer than the subnormals' spacing.
   double rmsFloor = 1.0;
+  /// For a lone moe.topk checked against a backend's outputs: the backend's
+  /// experts stand where the uncertainty of the scores admits them (when
+  /// many scores are near-tied their combinations are too many to
+  /// enumerate), and each token's (expert id, weight) pairs are compared
+  /// whatever their slot order (near-tied scores may come in either order;
+  /// the order only moves the combine's roundings).
+  bool unorderedSlots = false;
   /// Admissible routings kept per token (beyond: the first ones).
   int maxRoutingsPerToken = 64;
   /// Threads over tokens (0: hardware).

@@ -279,7 +279,7 @@ bool Interpreter::prepare(std::string &error) {
   return true;
 }
 
-void Interpreter::applyTopK(const TypedOp &op, const Variant &v,
+void Interpreter::applyTopK(int64_t t, const TypedOp &op, const Variant &v,
                             std::vector<Variant> &out, bool &truncated) const {
   const int64_t E = op.E, K = op.K;
   size_t logitsSlot = slotOf(op.operands[0]);
@@ -334,9 +334,11 @@ void Interpreter::applyTopK(const TypedOp &op, const Variant &v,
   // Group selection.
   std::vector<std::vector<int64_t>> groupChoices;
   const int64_t G = op.nGroup, perGroup = E / G;
+  std::vector<double> groupScore, groupUnc;
   if (G > 1) {
     const size_t numGroups = static_cast<size_t>(G);
-    std::vector<double> groupScore(numGroups), groupUnc(numGroups);
+    groupScore.assign(numGroups, 0);
+    groupUnc.assign(numGroups, 0);
     for (int64_t g = 0; g < G; ++g) {
       std::vector<int64_t> members(static_cast<size_t>(perGroup));
       std::iota(members.begin(), members.end(), g * perGroup);
@@ -364,6 +366,57 @@ void Interpreter::applyTopK(const TypedOp &op, const Variant &v,
 
   // Expert selection within each admissible group choice.
   std::vector<std::vector<int64_t>> expertChoices;
+  if (routingHint) {
+    // The backend's experts, if a ranking within the uncertainties picks
+    // them: their groups beat the others' (as far as topk_group needs), and
+    // within the eligible experts they beat the rest.
+    std::vector<int64_t> hint(routingHint + t * K, routingHint + (t + 1) * K);
+    std::vector<bool> chosen(numExperts, false), groupUsed(size_t(G), false);
+    bool valid = true;
+    for (int64_t e : hint) {
+      valid &= e >= 0 && e < E && !chosen[size_t(e)];
+      if (valid) {
+        chosen[size_t(e)] = true;
+        groupUsed[size_t(e / perGroup)] = true;
+      }
+    }
+    auto beats = [](const std::vector<bool> &in, const std::vector<double> &x,
+                    const std::vector<double> &u, const std::vector<bool> &among) {
+      double low = std::numeric_limits<double>::infinity();
+      double high = -low;
+      for (size_t i = 0; i < in.size(); ++i)
+        if (!among[i])
+          continue;
+        else if (in[i])
+          low = std::min(low, x[i] + u[i]);
+        else
+          high = std::max(high, x[i] - u[i]);
+      return low >= high;
+    };
+    std::vector<bool> eligible(numExperts, true);
+    if (valid && G > 1) {
+      int64_t used = std::count(groupUsed.begin(), groupUsed.end(), true);
+      valid = used <= op.topkGroup;
+      // The other groups taken are the best of the rest.
+      std::vector<int64_t> rest;
+      for (int64_t g = 0; g < G; ++g)
+        if (!groupUsed[size_t(g)])
+          rest.push_back(g);
+      std::stable_sort(rest.begin(), rest.end(), [&](int64_t a, int64_t b) {
+        return groupScore[size_t(a)] > groupScore[size_t(b)];
+      });
+      for (int64_t i = 0; valid && i < op.topkGroup - used; ++i)
+        groupUsed[size_t(rest[size_t(i)])] = true;
+      valid = valid && beats(groupUsed, groupScore, groupUnc,
+                             std::vector<bool>(size_t(G), true));
+      for (int64_t e = 0; e < E; ++e)
+        eligible[size_t(e)] = groupUsed[size_t(e / perGroup)];
+    }
+    if (valid && beats(chosen, q, sigma, eligible)) {
+      groupChoices.clear();
+      expertChoices.push_back(rankBy(hint, q));
+    }
+  }
   for (const auto &groups : groupChoices) {
     std::vector<int64_t> selectable;
     for (int64_t g : groups)
@@ -462,7 +515,7 @@ bool Interpreter::runToken(int64_t t, std::vector<Variant> &variants,
         break;
       }
       case OpKind::TopK:
-        applyTopK(op, v, next, truncated);
+        applyTopK(t, op, v, next, truncated);
         continue; // pushed its own variants
       case OpKind::RoutedExperts:
       case OpKind::SharedExperts: {

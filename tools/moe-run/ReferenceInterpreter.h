@@ -56,6 +56,9 @@ public:
   int64_t T;
   const std::vector<const void *> &initial;
   const CheckOptions &options;
+  /// A lone moe.topk checked against a backend's ids ([T, K] int32): the
+  /// backend's choice of experts stands where the near-ties admit it.
+  const int32_t *routingHint = nullptr;
 
   size_t numSlots = 0;
   std::vector<int> tokenMajor; // -1 unknown, 0 global, 1 per token
@@ -73,8 +76,8 @@ public:
 
 private:
   bool classify(std::string &error);
-  void applyTopK(const TypedOp &op, const Variant &v, std::vector<Variant> &out,
-                 bool &truncated) const;
+  void applyTopK(int64_t t, const TypedOp &op, const Variant &v,
+                 std::vector<Variant> &out, bool &truncated) const;
 };
 
 } // namespace detail

@@ -15,6 +15,7 @@
 #include "Description.h"
 #include "Json.h"
 #include "Module.h"
+#include "OpCheck.h"
 #include "Options.h"
 #include "Reference.h"
 
@@ -97,23 +98,6 @@ Distribution distributionFor(const TensorDesc &t,
   return d;
 }
 
-std::string joinCoords(const std::vector<int64_t> &c) {
-  std::string s = "[";
-  for (size_t i = 0; i < c.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(c[i]);
-  return s + "]";
-}
-
-std::vector<int64_t> coordsOf(const std::vector<int64_t> &shape, int64_t flat) {
-  std::vector<int64_t> c(shape.size());
-  for (size_t k = shape.size(); k-- > 0;) {
-    int64_t n = std::max<int64_t>(shape[k], 1);
-    c[k] = flat % n;
-    flat /= n;
-  }
-  return c;
-}
-
 std::string formatBytes(int64_t bytes) {
   char buf[64];
   double b = double(bytes);
@@ -149,18 +133,19 @@ struct Iterations {
 /// writes), appending to `result`; the outputs of the last iteration are left
 /// in `outputs`. Fails (exits) when a run fails or an output differs from
 /// the first iteration's.
+/// `dirty` says whether an earlier run wrote the arguments; it is set after.
 void iterate(const Module &module, moert_context *ctx,
              std::vector<Argument> &args, std::vector<void *> &argPointers,
              int64_t T, int64_t warmup, int64_t repeat, bool quiet,
              Iterations &result,
-             std::vector<std::vector<unsigned char>> &outputs) {
+             std::vector<std::vector<unsigned char>> &outputs, bool &dirty) {
   const int64_t total = warmup + repeat;
   bool progress = !quiet && isatty(2);
   auto runStart = std::chrono::steady_clock::now();
   for (int64_t it = 0; it < total; ++it) {
     bool measured = it >= warmup;
     for (size_t i = 0; i < args.size(); ++i)
-      if (args[i].restore && it > 0 &&
+      if (args[i].restore && dirty &&
           moert_copy_to_device(ctx, args[i].device, args[i].host.data(),
                                args[i].bytes) != MOERT_SUCCESS)
         fatal("cannot reset argument %zu '%s': %s", i,
@@ -181,6 +166,7 @@ void iterate(const Module &module, moert_context *ctx,
       status = moert_timer_stop(ctx, &ms);
     }
     inModule = 0;
+    dirty = true;
 
     if (status != MOERT_SUCCESS || moert_context_status(ctx) != MOERT_SUCCESS)
       fatal("the module failed in iteration %" PRId64 " (%s): %s", it + 1,
@@ -266,6 +252,7 @@ int compareModules(const Options &opt, const Module &module,
                    std::vector<void *> &argPointers, int64_t T,
                    int64_t argumentBytes,
                    std::vector<std::vector<unsigned char>> &outputs) {
+  bool dirty = false;
   struct Side {
     const Module *module;
     const ModuleDescription *desc;
@@ -278,7 +265,7 @@ int compareModules(const Options &opt, const Module &module,
     for (Side &side : sides) {
       Iterations once;
       iterate(*side.module, ctx, args, argPointers, T, opt.warmup, opt.repeat,
-              /*quiet=*/true, once, outputs);
+              /*quiet=*/true, once, outputs, dirty);
       side.roundMedians.push_back(median(once.latencies));
       Iterations &all = side.iterations;
       if (!all.checksums.empty() && once.checksums[0] != all.checksums[0])
@@ -489,8 +476,36 @@ int main(int argc, char **argv) {
     return compareModules(opt, module, desc, *other, otherDesc, ctx, args,
                           argPointers, T, argumentBytes, outputs);
   Iterations iterations;
+  bool dirty = false;
   iterate(module, ctx, args, argPointers, T, opt.warmup, opt.repeat,
-          opt.quiet, iterations, outputs);
+          opt.quiet, iterations, outputs, dirty);
+  // --check: one more run, every op recorded, each op checked on what it
+  // read (OpCheck.h).
+  OpCheckResult opCheck;
+  if (opt.check) {
+    Iterations checked;
+    OpRecorder recorder(ctx);
+    iterate(module, ctx, args, argPointers, T, 0, 1, /*quiet=*/true, checked,
+            outputs, dirty);
+    if (!recorder.error.empty())
+      fatal("--check: cannot read an op's operands: %s",
+            recorder.error.c_str());
+    std::vector<const void *> argBytes(args.size());
+    for (size_t i = 0; i < args.size(); ++i)
+      argBytes[i] = args[i].desc->role == Role::Output ? outputs[i].data()
+                                                        : args[i].host.data();
+    CheckOptions checkOptions;
+    if (!checkOps(desc, T, recorder.ops, argBytes, opt.tolerance, checkOptions,
+                  opCheck, error))
+      fatal("--check: %s", error.c_str());
+    // A failed op explains a changed output better than the checksum does.
+    if (opCheck.failedOp < 0 &&
+        checked.checksums.front() != iterations.checksums.front())
+      fatal("the module is not deterministic: the checked run gave output "
+            "checksum %s, the first %s",
+            hex64(checked.checksums.front()).c_str(),
+            hex64(iterations.checksums.front()).c_str());
+  }
   const std::vector<double> &latencies = iterations.latencies;
   const std::vector<uint64_t> &checksums = iterations.checksums;
   int64_t peakBytes = iterations.peakBytes;
@@ -542,14 +557,13 @@ int main(int argc, char **argv) {
         initial[i] = args[i].host.data();
       }
     }
-    tolerance = opt.tolerance >= 0
-                    ? opt.tolerance
-                    : defaultTolerance(outType, countLayers(typedOps));
+    // The chain's error against its default: information only.
+    tolerance = defaultTolerance(outType, countLayers(typedOps));
     CheckOptions checkOptions;
     if (!runReference(desc, typedOps, T, initial, results, checkOptions, check,
                       error))
       fatal("--check: the reference failed: %s", error.c_str());
-    checkPassed = check.maxRelErr <= tolerance;
+    checkPassed = opCheck.failedOp < 0;
   }
 
   // Report.
@@ -591,7 +605,29 @@ int main(int argc, char **argv) {
     field("leaked_bytes", std::to_string(leakedBytes));
     field("checksum", jsonQuote(checksum));
     field("max_rel_err", opt.check ? jsonNumber(check.maxRelErr) : "null");
-    field("tolerance", opt.check ? jsonNumber(tolerance) : "null");
+    field("end_to_end_tolerance", opt.check ? jsonNumber(tolerance) : "null");
+    field("op_checks", opt.check ? std::to_string(opCheck.checked) : "null");
+    field("op_max_err_over_tolerance",
+          opt.check ? jsonNumber(opCheck.worstRatio) : "null");
+    std::string failed = "null";
+    if (opt.check && opCheck.failedOp >= 0) {
+      bool atOp = size_t(opCheck.failedOp) < desc.ops.size();
+      const OpDesc *op = atOp ? &desc.ops[size_t(opCheck.failedOp)] : nullptr;
+      failed = "{\"index\": " + std::to_string(opCheck.failedOp) +
+               ", \"op\": " + (op ? jsonQuote(op->name) : "null") +
+               ", \"loc\": " + (op ? jsonQuote(op->loc) : "null") +
+               ", \"kind\": " + jsonQuote(opCheck.kind) +
+               ", \"operand\": " + jsonQuote(opCheck.failedOperand) +
+               ", \"message\": " + jsonQuote(opCheck.message);
+      if (opCheck.kind == "numerics")
+        failed += ", \"max_rel_err\": " +
+                  jsonNumber(opCheck.failure.maxRelErr) +
+                  ", \"tolerance\": " + jsonNumber(opCheck.tolerance) +
+                  ", \"at\": " +
+                  jsonQuote(joinCoords(opCheck.failure.worstCoords));
+      failed += "}";
+    }
+    field("failed_op", failed);
     field("routing_near_ties",
           opt.check ? std::to_string(check.nearTieTokens) : "null");
     field("routing_alternatives",
@@ -628,9 +664,13 @@ int main(int argc, char **argv) {
                       ? (std::to_string(nonfinite) + " non-finite").c_str()
                       : "yes");
     if (opt.check) {
-      std::printf("  check        max_rel_err %.3g %s tolerance %.3g: %s",
-                  check.maxRelErr, checkPassed ? "<=" : ">", tolerance,
-                  checkPassed ? "passed" : "FAILED");
+      std::printf("  check        %" PRId64 " ops each against the reference "
+                  "on its own inputs: %s (worst %.2f of its tolerance)\n",
+                  opCheck.checked, checkPassed ? "passed" : "FAILED",
+                  opCheck.worstRatio);
+      std::printf("  end to end   max_rel_err %.3g (information; %.3g is the "
+                  "usual bound for this chain)",
+                  check.maxRelErr, tolerance);
       if (check.nearTieTokens)
         std::printf(" (%" PRId64 " tokens with routing near-ties, %" PRId64
                     " matched an alternative routing)",
@@ -649,13 +689,18 @@ int main(int argc, char **argv) {
     rc = 1;
   }
   if (opt.check && !checkPassed) {
-    const TensorDesc &w = desc.args[size_t(check.worstArg)];
-    std::fprintf(stderr,
-                 "moe-run: error: --check failed: max_rel_err %.3g exceeds "
-                 "the tolerance %.3g at '%s'%s (got %.6g, reference %.6g)\n",
-                 check.maxRelErr, tolerance, w.name.c_str(),
-                 joinCoords(check.worstCoords).c_str(), check.worstGot,
-                 check.worstExpected);
+    if (size_t(opCheck.failedOp) < desc.ops.size()) {
+      const OpDesc &op = desc.ops[size_t(opCheck.failedOp)];
+      std::fprintf(stderr,
+                   "moe-run: error: --check failed at op #%" PRId64 " %s%s%s%s: "
+                   "%s\n",
+                   opCheck.failedOp, op.name.c_str(),
+                   op.loc.empty() ? "" : " (", op.loc.c_str(),
+                   op.loc.empty() ? "" : ")", opCheck.message.c_str());
+    } else {
+      std::fprintf(stderr, "moe-run: error: --check failed after the last op: %s\n",
+                   opCheck.message.c_str());
+    }
     rc = 1;
   }
   if (check.truncatedTokens)
