@@ -85,6 +85,50 @@ int moek_shared_experts(const void *hidden, const void *w13, const void *w2,
                              withTable(tuning, configs));
 }
 
+int64_t moek_routed_experts_fp8_workspace_bytes(int64_t T, int64_t H,
+                                                int64_t E, int64_t K,
+                                                int64_t I) {
+  return static_cast<int64_t>(
+      moek::routedExpertsFp8WorkspaceBytes(T, H, E, K, I));
+}
+
+int64_t moek_shared_experts_fp8_workspace_bytes(int64_t T, int64_t H,
+                                                int64_t I) {
+  return static_cast<int64_t>(moek::sharedExpertsFp8WorkspaceBytes(T, H, I));
+}
+
+/// The fp8 expert ops: hidden/out bf16, weights e4m3 (uint8 storage) with
+/// fp32 block scales (moe_kernels.h's fp8 contract). Tuning tables do not
+/// apply to the fp8 GEMMs, so there is no tuning argument.
+int moek_routed_experts_fp8(const void *hidden, const int32_t *ids,
+                            const float *weights, const void *w13,
+                            const float *w13Scale, const void *w2,
+                            const float *w2Scale, void *out, int64_t T,
+                            int64_t H, int64_t E, int64_t K, int64_t I,
+                            void *ws, int64_t wsBytes, void *stream) {
+  return moek::routedExpertsFp8(hidden, ids, weights, w13, w13Scale, w2,
+                                w2Scale, out, T, H, E, K, I, ws,
+                                static_cast<size_t>(wsBytes),
+                                static_cast<cudaStream_t>(stream));
+}
+
+int moek_shared_experts_fp8(const void *hidden, const void *w13,
+                            const float *w13Scale, const void *w2,
+                            const float *w2Scale, void *out, int64_t T,
+                            int64_t H, int64_t I, void *ws, int64_t wsBytes,
+                            void *stream) {
+  return moek::sharedExpertsFp8(hidden, w13, w13Scale, w2, w2Scale, out, T, H,
+                                I, ws, static_cast<size_t>(wsBytes),
+                                static_cast<cudaStream_t>(stream));
+}
+
+/// bf16 x [rows, cols] -> e4m3 q [rows, cols] + fp32 scales [rows, cols/128].
+int moek_quantize_fp8(const void *x, int64_t rows, int64_t cols, void *q,
+                      float *scales, void *stream) {
+  return moek::quantizeTokenGroupsFp8(x, rows, cols, q, scales,
+                                      static_cast<cudaStream_t>(stream));
+}
+
 int moek_add(const void *lhs, const void *rhs, void *out, int64_t n,
              float scale, int dtype, void *stream) {
   return moek::add(lhs, rhs, out, n, scale, static_cast<moek::DType>(dtype),

@@ -70,6 +70,48 @@ GemmConfig chooseGemmConfig(const GemmShape &shape, const DeviceProps &device) {
   return c;
 }
 
+std::string fp8DeviceProblem(const DeviceProps &device) {
+  const int cc = device.major * 10 + device.minor;
+  if (cc < 89)
+    return "fp8 (e4m3) needs compute capability 8.9 or newer; this device is "
+           "sm_" + std::to_string(cc);
+  if (device.major != 9)
+    return "the fp8 kernels are built for sm_90a only; this device is sm_" +
+           std::to_string(cc);
+  return "";
+}
+
+Fp8GemmConfig chooseFp8GemmConfig(const GemmShape &shape,
+                                  const DeviceProps &device) {
+  Fp8GemmConfig c;
+  // As for the bf16 kernels: at decode sizes (every tile mostly padding) the
+  // idle-half skip and PDL pay; on large ops they cost a little.
+  const bool small = shape.rowsPerGroup() < 64.0;
+  c.pdl = small;
+  c.idleHalfSkip = small;
+  // Gate-up tiles are 256 wide by construction (fused act quantization).
+  // Down: 128-column tiles when 256-wide ones would not give every SM four.
+  if (shape.op == GemmOp::GateUp) {
+    c.tileN = 256;
+  } else {
+    const int64_t wideTiles = mTilesUpperBound(shape.rows, shape.groups, 128) *
+                              ((shape.columns + 255) / 256);
+    c.tileN = (small || wideTiles < 4 * int64_t(device.smCount)) ? 128 : 256;
+  }
+  c.stages = fp8Stages(shape.op, c.tileN);
+  return c;
+}
+
+std::string describe(const Fp8GemmConfig &c) {
+  std::ostringstream s;
+  s << "fp8 128x" << c.tileN << " stages " << c.stages;
+  if (c.pdl)
+    s << " pdl";
+  if (c.idleHalfSkip)
+    s << " idle_half_skip";
+  return s.str();
+}
+
 LaunchConfig chooseLaunchConfig(const LaunchShape &shape) {
   LaunchConfig c;
   // The expert ops chain several kernels; only at decode sizes does hiding

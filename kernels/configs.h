@@ -183,6 +183,46 @@ void setTuning(std::shared_ptr<const TuningTable> table);
 /// The process-wide table (null when none is loaded).
 std::shared_ptr<const TuningTable> currentTuning();
 
+//===--- fp8 block-scaled expert GEMMs ---------------------------------------===//
+
+/// How one fp8 (e4m3 with 128 x 128 block scales) grouped GEMM launch runs:
+/// the sm_90a kernel of kernels/gemm_fp8_wgmma.cu, 128-row tiles (two
+/// consumer warpgroups of 64 rows), K steps of one 128-wide scale block.
+/// Tuning files do not apply to it (their tile rules are the bf16 kernels');
+/// pass one per call (KernelConfigs::fp8GateUp / fp8Down) to override the
+/// heuristic.
+struct Fp8GemmConfig {
+  /// Gate-up: 256 only (128 gate + 128 up columns of the same act columns,
+  /// so a tile covers whole 128-column quantization groups of act). Down: 128
+  /// or 256 output columns.
+  int tileN = 256;
+  int stages = 4; // must equal fp8Stages(op, tileN)
+  bool pdl = false;
+  /// A consumer warpgroup whose 64 rows are all padding skips its wgmma.
+  bool idleHalfSkip = false;
+};
+
+/// The stage depth the fp8 kernel is compiled with: gate-up stages are
+/// 48.5 KB (A 128x128, B 256x128, scales) next to 16 KB of act staging; down
+/// keeps 2 x 64 x tileN bf16 of output staging, leaving room for 3 stages at
+/// tileN 256 and 4 at 128 (K = I is a few 128-blocks anyway).
+constexpr int fp8Stages(GemmOp op, int tileN) {
+  return (op == GemmOp::GateUp || tileN == 128) ? 4 : 3;
+}
+
+/// Why the fp8 kernels cannot run on `device` ("" when they can): e4m3 needs
+/// sm_89 or newer, and the kernels are built for sm_90a only. fp8 never
+/// falls back to a bf16 path.
+std::string fp8DeviceProblem(const DeviceProps &device);
+
+/// The default configuration of one fp8 GEMM launch (shape.dtype is
+/// ignored: the operands are e4m3, the output bf16 or e4m3 act).
+Fp8GemmConfig chooseFp8GemmConfig(const GemmShape &shape,
+                                  const DeviceProps &device);
+
+/// Text of an fp8 config ("fp8 128x256 stages 4 pdl ...").
+std::string describe(const Fp8GemmConfig &config);
+
 /// Per-call configuration of an op's kernels. Every pointer may be null.
 struct KernelConfigs {
   /// Rules applied over the heuristic instead of the process-wide table.
@@ -192,6 +232,11 @@ struct KernelConfigs {
   const GemmConfig *gateUp = nullptr;
   const GemmConfig *down = nullptr;
   const LaunchConfig *launch = nullptr;
+  /// The fp8 expert ops' GEMMs (routedExpertsFp8, sharedExpertsFp8): exact
+  /// configurations instead of chooseFp8GemmConfig's. `tuning` does not
+  /// apply to them; `launch` does (routing, quantization and combine).
+  const Fp8GemmConfig *fp8GateUp = nullptr;
+  const Fp8GemmConfig *fp8Down = nullptr;
 };
 
 /// The configuration a launcher uses for `shape`: configs->gateUp/down when

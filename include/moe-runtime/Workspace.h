@@ -103,6 +103,64 @@ static inline moert_linear_size moert_shared_experts_workspace(int64_t I,
   return size;
 }
 
+/* Block size of the fp8 (e4m3, DeepSeek-V3) formats: an activation row has
+ * one fp32 scale per MOERT_FP8_BLOCK consecutive columns, a weight matrix one
+ * per MOERT_FP8_BLOCK x MOERT_FP8_BLOCK block. */
+#define MOERT_FP8_BLOCK 128
+
+/* Scale groups per row of n columns: ceil(n / MOERT_FP8_BLOCK) (the fp8 ops
+ * require multiples of the block; the formulas hold for any n >= 0). */
+static inline int64_t moert_fp8_groups(int64_t n) {
+  return n / MOERT_FP8_BLOCK + (n % MOERT_FP8_BLOCK != 0);
+}
+
+/* Routed experts with fp8 block-scaled weights (bf16 hidden and output):
+ *   routing metadata : as moert_routed_experts_workspace: expert offsets
+ *                      (E+1) int32, sorted pairs and inverse permutation,
+ *                      2*T*K int32 (three sub-buffers)
+ *   quantized hidden : e4m3 of every token row, T*H bytes, in token order
+ *                      (quantized once per op; the gate-up GEMM gathers its
+ *                      rows through the sorted pairs while loading them)
+ *   hidden scales    : fp32, one per token per 128 columns, T*G(H)*4
+ *   quantized act    : e4m3 of SiLU(gate)*up of every (token, slot) pair in
+ *                      sorted order, T*K*I bytes
+ *   act scales       : fp32, one per pair per 128 columns, T*K*G(I)*4
+ *   down partials    : one column block of every pair, bf16, T*K*C*2 with
+ *                      C = min(H, MOERT_COMBINE_COLUMNS)
+ * with G(n) = moert_fp8_groups(n), plus the alignment slack of these eight
+ * sub-buffers. */
+static inline moert_linear_size moert_routed_experts_fp8_workspace(
+    int64_t H, int64_t E, int64_t K, int64_t I) {
+  int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
+  /* Per (token, slot) pair: two int32 of routing, act bytes and scales, and
+   * a bf16 partial row. */
+  int64_t perPair = moert_sat_add(
+      moert_sat_add(2 * 4, I),
+      moert_sat_add(moert_sat_mul(moert_fp8_groups(I), 4),
+                    moert_sat_mul(C, 2)));
+  /* Per token: the quantized hidden row and its scales. */
+  int64_t perToken =
+      moert_sat_add(H, moert_sat_mul(moert_fp8_groups(H), 4));
+  moert_linear_size size;
+  size.per_token = moert_sat_add(moert_sat_mul(K, perPair), perToken);
+  size.constant = moert_sat_add(moert_sat_mul(moert_sat_add(E, 1), 4),
+                                MOERT_WORKSPACE_SLACK(8));
+  return size;
+}
+
+/* Shared-expert MLP with fp8 block-scaled weights: the quantized hidden
+ * (T*H bytes) and its scales (T*G(H)*4), the quantized activation SiLU(g)*u
+ * (T*I bytes) and its scales (T*G(I)*4), and the slack of these four. */
+static inline moert_linear_size moert_shared_experts_fp8_workspace(int64_t H,
+                                                                   int64_t I) {
+  moert_linear_size size;
+  size.per_token = moert_sat_add(
+      moert_sat_add(H, moert_sat_mul(moert_fp8_groups(H), 4)),
+      moert_sat_add(I, moert_sat_mul(moert_fp8_groups(I), 4)));
+  size.constant = MOERT_WORKSPACE_SLACK(4);
+  return size;
+}
+
 /* moe.gate, moe.topk and moe.add need no workspace. */
 
 #ifdef __cplusplus

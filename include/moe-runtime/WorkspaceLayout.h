@@ -82,6 +82,79 @@ inline void *carveSharedWorkspace(void *workspace) {
   return detail::carve(static_cast<char *>(workspace), offset, 0);
 }
 
+/// Routed experts with fp8 block-scaled weights (moert_routed_experts_fp8_
+/// workspace). Scales are fp32 [rows, moert_fp8_groups(columns)], row-major.
+struct RoutedFp8WorkspaceLayout {
+  int32_t *expertOffsets; // E+1, as in RoutedWorkspaceLayout
+  int32_t *sortedPairs;   // T*K
+  int32_t *pairPositions; // T*K
+  /// T rows of H e4m3 bytes in token order, and their scales [T, H/128].
+  uint8_t *hiddenQ;
+  float *hiddenScales;
+  /// T*K rows of I e4m3 bytes in sorted order: SiLU(gate) * up quantized per
+  /// 128 columns, and their scales [T*K, I/128].
+  uint8_t *actQ;
+  float *actScales;
+  /// T*K rows of C = min(H, MOERT_COMBINE_COLUMNS) bf16 in sorted order.
+  void *partials;
+  int64_t combineColumns; // C
+  int64_t bytes;          // the end of the last sub-buffer
+};
+
+inline RoutedFp8WorkspaceLayout
+carveRoutedFp8Workspace(void *workspace, int64_t T, int64_t H, int64_t E,
+                        int64_t K, int64_t I) {
+  char *base = static_cast<char *>(workspace);
+  int64_t C = H < MOERT_COMBINE_COLUMNS ? H : MOERT_COMBINE_COLUMNS;
+  int64_t offset = 0;
+  RoutedFp8WorkspaceLayout layout;
+  layout.expertOffsets =
+      reinterpret_cast<int32_t *>(detail::carve(base, offset, (E + 1) * 4));
+  layout.sortedPairs =
+      reinterpret_cast<int32_t *>(detail::carve(base, offset, T * K * 4));
+  layout.pairPositions =
+      reinterpret_cast<int32_t *>(detail::carve(base, offset, T * K * 4));
+  layout.hiddenQ =
+      reinterpret_cast<uint8_t *>(detail::carve(base, offset, T * H));
+  layout.hiddenScales = reinterpret_cast<float *>(
+      detail::carve(base, offset, T * moert_fp8_groups(H) * 4));
+  layout.actQ =
+      reinterpret_cast<uint8_t *>(detail::carve(base, offset, T * K * I));
+  layout.actScales = reinterpret_cast<float *>(
+      detail::carve(base, offset, T * K * moert_fp8_groups(I) * 4));
+  layout.partials = detail::carve(base, offset, T * K * C * 2);
+  layout.combineColumns = C;
+  layout.bytes = offset;
+  return layout;
+}
+
+/// Shared experts with fp8 block-scaled weights
+/// (moert_shared_experts_fp8_workspace).
+struct SharedFp8WorkspaceLayout {
+  uint8_t *hiddenQ;    // T x H e4m3
+  float *hiddenScales; // T x H/128
+  uint8_t *actQ;       // T x I e4m3: SiLU(gate) * up, quantized
+  float *actScales;    // T x I/128
+  int64_t bytes;       // the end of the last sub-buffer
+};
+
+inline SharedFp8WorkspaceLayout carveSharedFp8Workspace(void *workspace,
+                                                        int64_t T, int64_t H,
+                                                        int64_t I) {
+  char *base = static_cast<char *>(workspace);
+  int64_t offset = 0;
+  SharedFp8WorkspaceLayout layout;
+  layout.hiddenQ =
+      reinterpret_cast<uint8_t *>(detail::carve(base, offset, T * H));
+  layout.hiddenScales = reinterpret_cast<float *>(
+      detail::carve(base, offset, T * moert_fp8_groups(H) * 4));
+  layout.actQ = reinterpret_cast<uint8_t *>(detail::carve(base, offset, T * I));
+  layout.actScales = reinterpret_cast<float *>(
+      detail::carve(base, offset, T * moert_fp8_groups(I) * 4));
+  layout.bytes = offset;
+  return layout;
+}
+
 } // namespace moert
 
 #endif // MOE_RUNTIME_WORKSPACELAYOUT_H

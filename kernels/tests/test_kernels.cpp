@@ -10,6 +10,8 @@
 // plus: determinism (two runs, identical bytes), routed in place == out of
 // place (identical bytes), odd sizes (T = 1, T and H not multiples of the
 // tiles, experts with no tokens, invalid ids), every GEMM implementation.
+// The fp8 ops (routedExpertsFp8, sharedExpertsFp8, quantizeTokenGroupsFp8)
+// have their own section below, with its error model.
 //
 // GoogleTest, one test per op and case (GPU tests skip without a CUDA
 // device; the argument checks need none). Besides the gtest flags:
@@ -21,8 +23,9 @@
 // Each test seeds its generator from the seed and its name, so a test run
 // alone (--gtest_filter) sees the same data.
 //===----------------------------------------------------------------------===//
-#include "moe_kernels.h"
-#include "reference.h"
+#include "harness.h"
+
+#include "moe-runtime/WorkspaceLayout.h"
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -41,31 +44,9 @@
 #include <vector>
 
 using namespace moek;
+using namespace moek::test;
 
 namespace {
-
-bool gQuick = false;
-
-// Expert outputs: a bf16 rounding flip of one act or partial element (the GPU
-// accumulates in a different order than the double reference) moves an output
-// element by up to ~2^-7 of a partial, i.e. a few percent of the output rms
-// where the weighted sum cancels. Per element: |d| <= 1e-2 |ref| +
-// kRmsTol rms(ref); overall: relL2 <= kRelL2Tol (seen: <= 6e-4). A wrong or
-// missing partial moves elements by ~rms and relL2 by >= 1e-1.
-constexpr double kRmsTol = 4e-2;
-constexpr double kRelL2Tol = 3e-3;
-std::mt19937_64 gRng;
-
-void report(bool ok, const std::string &name, const std::string &detail) {
-  std::printf("%s %s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
-  std::fflush(stdout);
-  EXPECT_TRUE(ok) << name << " " << detail;
-}
-
-/// One GEMM path of a multi-path test that cannot run here (the others do).
-void skip(const std::string &name, const std::string &why) {
-  std::printf("SKIP %s (%s)\n", name.c_str(), why.c_str());
-}
 
 using moert::contract::dtypeName;
 
@@ -109,96 +90,6 @@ const KernelConfigs *configsOf(const Variant &v) {
     it->second.second.tuning = &it->second.first;
   }
   return &it->second.second;
-}
-
-/// Device buffer; all failures are fatal for the test binary (not the library).
-struct DevBuf {
-  void *p = nullptr;
-  size_t bytes = 0;
-  explicit DevBuf(size_t n) : bytes(n) {
-    if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
-      std::printf("FAIL cudaMalloc(%zu)\n", n);
-      std::exit(1);
-    }
-  }
-  ~DevBuf() { cudaFree(p); }
-  DevBuf(const DevBuf &) = delete;
-  DevBuf &operator=(const DevBuf &) = delete;
-  template <typename T> T *as() const { return static_cast<T *>(p); }
-  void upload(const void *src, size_t n) {
-    if (cudaMemcpy(p, src, n, cudaMemcpyHostToDevice) != cudaSuccess) {
-      std::printf("FAIL cudaMemcpy H2D\n");
-      std::exit(1);
-    }
-  }
-  std::vector<uint8_t> download(size_t n) const {
-    std::vector<uint8_t> v(n);
-    if (cudaMemcpy(v.data(), p, n, cudaMemcpyDeviceToHost) != cudaSuccess) {
-      std::printf("FAIL cudaMemcpy D2H\n");
-      std::exit(1);
-    }
-    return v;
-  }
-  void poison() {
-    if (cudaMemset(p, 0xff, bytes) != cudaSuccess) {
-      std::printf("FAIL cudaMemset\n");
-      std::exit(1);
-    }
-  }
-};
-
-/// Synchronises and turns a launch status plus any asynchronous error into
-/// one status.
-cudaError_t finish(cudaError_t launch) {
-  if (launch != cudaSuccess)
-    return launch;
-  return cudaDeviceSynchronize();
-}
-
-std::vector<float> randn(size_t n, float stddev, DType t) {
-  std::normal_distribution<float> d(0.f, stddev);
-  std::vector<float> v(n);
-  for (auto &x : v)
-    x = ref::roundTo(t, d(gRng));
-  return v;
-}
-
-struct Cmp {
-  bool ok = true;
-  double maxAbs = 0, relL2 = 0;
-  size_t bad = 0, nans = 0;
-  std::string text() const {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "max|d|=%.3g relL2=%.3g bad=%zu nan=%zu",
-                  maxAbs, relL2, bad, nans);
-    return buf;
-  }
-};
-
-Cmp compare(const std::vector<float> &got, const std::vector<float> &want,
-            double relTol, double rmsTol) {
-  Cmp c;
-  double ss = 0, sd = 0;
-  for (float w : want)
-    ss += double(w) * w;
-  double rms = want.empty() ? 0 : std::sqrt(ss / want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    double g = got[i], w = want[i];
-    if (std::isnan(g) || std::isinf(g)) {
-      ++c.nans;
-      c.ok = false;
-      continue;
-    }
-    double d = std::fabs(g - w);
-    sd += d * d;
-    c.maxAbs = std::max(c.maxAbs, d);
-    if (d > relTol * std::fabs(w) + rmsTol * rms) {
-      ++c.bad;
-      c.ok = false;
-    }
-  }
-  c.relL2 = ss > 0 ? std::sqrt(sd / ss) : std::sqrt(sd);
-  return c;
 }
 
 //===--- gate ----------------------------------------------------------------===//
@@ -481,70 +372,6 @@ void testArgumentChecks() {
   report(ok, "argument-checks", "null pointers, small workspace, T=0, k > E");
 }
 
-
-
-//===--- Registration ----------------------------------------------------------===//
-
-uint64_t gSeed = 0;
-
-bool hasDevice() {
-  static const bool has = [] {
-    int count = 0;
-    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-  }();
-  return has;
-}
-
-/// A test whose body is a closure; GPU tests skip without a device.
-class KernelTest : public ::testing::Test {
-public:
-  KernelTest(std::function<void()> body, bool needsDevice)
-      : body_(std::move(body)), needsDevice_(needsDevice) {}
-
-protected:
-  void SetUp() override {
-    if (needsDevice_ && !hasDevice())
-      GTEST_SKIP() << "no CUDA device";
-  }
-  void TestBody() override { body_(); }
-
-private:
-  std::function<void()> body_;
-  bool needsDevice_;
-};
-
-/// "odd H, 3 column blocks" -> "odd_H_3_column_blocks".
-std::string testName(const std::string &text) {
-  std::string out;
-  for (char c : text) {
-    bool word = std::isalnum(static_cast<unsigned char>(c));
-    if (word)
-      out += c;
-    else if (!out.empty() && out.back() != '_')
-      out += '_';
-  }
-  while (!out.empty() && out.back() == '_')
-    out.pop_back();
-  return out;
-}
-
-void addTest(const char *suite, const std::string &name,
-             std::function<void()> body, bool needsDevice = true) {
-  const std::string test = testName(name);
-  // The data of a test depends only on the seed and the test's name.
-  const uint64_t seed = gSeed ^ std::hash<std::string>()(test);
-  ::testing::RegisterTest(
-      suite, test.c_str(), nullptr, nullptr, __FILE__, __LINE__,
-      [=]() -> ::testing::Test * {
-        return new KernelTest(
-            [=] {
-              gRng.seed(seed);
-              body();
-            },
-            needsDevice);
-      });
-}
-
 void registerTests(const std::vector<Variant> &all,
                    const std::vector<Variant> &fast) {
   const bool quick = gQuick;
@@ -664,6 +491,8 @@ void registerTests(const std::vector<Variant> &all,
     add(1001, 2.5f, DType::F16, false);
     add(1003, 0.25f, DType::F32, true);
   }
+
+  registerFp8Tests(quick);
 }
 
 } // namespace
