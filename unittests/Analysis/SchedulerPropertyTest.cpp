@@ -297,9 +297,11 @@ TEST_F(SchedulerPropertyTest, MatchesBruteForceOptimum) {
     for (int pos = 0; pos < (int)order.size(); ++pos)
       position[order[pos]] = pos;
     for (size_t i = 0; i < p.ops.size(); ++i)
-      for (size_t j = i + 1; j < p.ops.size(); ++j)
-        if (conflict(p, p.ops[i], p.ops[j]))
+      for (size_t j = i + 1; j < p.ops.size(); ++j) {
+        if (conflict(p, p.ops[i], p.ops[j])) {
           ASSERT_LT(position[i], position[j]) << "ops " << i << " and " << j;
+        }
+      }
     std::vector<int> input(p.ops.size());
     std::iota(input.begin(), input.end(), 0);
     int64_t optimum = bruteForceOptimum(p);
