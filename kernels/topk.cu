@@ -12,7 +12,9 @@
 //             its best key (softmax); only the
 //             best topkGroup groups (ties: lower group) are eligible.
 //   weights : score of the selected experts (unbiased); renormalised by their
-//             fp32 sum (slot order) if asked; times routedScalingFactor.
+//             fp32 sum (slot order) if asked (sigmoid scores summing below
+//             FLT_MIN: by exp(logit - max logit) instead, docs/runtime.md);
+//             times routedScalingFactor.
 //===----------------------------------------------------------------------===//
 #include "common.cuh"
 
@@ -164,6 +166,19 @@ __global__ __launch_bounds__(kTopkWarps * 32) void topkKernel(TopkArgs a) {
   if (lane == 0) {
     for (int j = 0; j < a.k; ++j)
       mySum += myIds[j] >= 0 ? score[myIds[j]] : 0.f;
+    if (a.renormalize && !a.softmax && !(mySum >= FLT_MIN)) {
+      // Every selected score underflowed (logits below about -87): there
+      // sigmoid(l) = e^l to fp32 precision, so the weights are
+      // e^(l - max l) over their sum (the CPU backend does the same).
+      float m = -INFINITY;
+      for (int j = 0; j < a.k; ++j)
+        if (myIds[j] >= 0)
+          m = fmaxf(m, row[myIds[j]]);
+      mySum = 0.f;
+      for (int j = 0; j < a.k; ++j)
+        if (myIds[j] >= 0)
+          mySum += (score[myIds[j]] = expf(row[myIds[j]] - m));
+    }
     for (int j = 0; j < a.k; ++j) {
       int e = myIds[j];
       float w = e >= 0 ? score[e] : 0.f;

@@ -25,6 +25,7 @@ namespace {
 /// Rows of a GEMM operand converted to float and processed together, so each
 /// weight row is converted once per tile instead of once per row.
 constexpr int64_t kRowTile = 32;
+constexpr float kFloatMinNormal = 1.17549435e-38f; // FLT_MIN
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
@@ -172,6 +173,17 @@ moert_status CPUBackend::topk(const TopKArgs &a, std::string &) {
       float sum = 0.0f;
       for (int64_t j = 0; j < K; ++j)
         sum += weights[j];
+      if (a.scoring == MOERT_SCORING_SIGMOID && !(sum >= kFloatMinNormal)) {
+        // Every selected score underflowed (logits below about -87): there
+        // sigmoid(l) = e^l to fp32 precision, so the weights are
+        // e^(l - max l) / sum of those (docs/runtime.md).
+        float maxLogit = logits[ids[0]];
+        for (int64_t j = 1; j < K; ++j)
+          maxLogit = std::max(maxLogit, logits[ids[j]]);
+        sum = 0.0f;
+        for (int64_t j = 0; j < K; ++j)
+          sum += (weights[j] = std::exp(logits[ids[j]] - maxLogit));
+      }
       for (int64_t j = 0; j < K; ++j)
         weights[j] /= sum;
     }

@@ -440,15 +440,31 @@ void Interpreter::applyTopK(int64_t t, const TypedOp &op, const Variant &v,
   DType idsType = tensorOf(idsSlot).dtype,
         weightsType = tensorOf(weightsSlot).dtype;
   double scale = double(float(op.routedScalingFactor));
+  // log s_e of a sigmoid score, without overflow or underflow.
+  auto logSigmoid = [](double l) {
+    return l >= 0 ? -std::log1p(std::exp(-l)) : l - std::log1p(std::exp(l));
+  };
   for (const auto &experts : expertChoices) {
     Variant next = v;
     double sum = 0;
     for (int64_t e : experts)
       sum += s[size_t(e)];
+    // Renormalized sigmoid weights through log s: exact even where every
+    // chosen score underflows (logits below about -745).
+    bool logDomain = op.renormalize && op.scoring == Scoring::Sigmoid;
+    double maxLog = -std::numeric_limits<double>::infinity(), logSum = 0;
+    if (logDomain) {
+      for (int64_t e : experts)
+        maxLog = std::max(maxLog, logSigmoid(logits[e]));
+      for (int64_t e : experts)
+        logSum += std::exp(logSigmoid(logits[e]) - maxLog);
+    }
     for (int64_t j = 0; j < K; ++j) {
       int64_t e = experts[size_t(j)];
       double w = s[size_t(e)];
-      if (op.renormalize)
+      if (logDomain)
+        w = std::exp(logSigmoid(logits[e]) - maxLog) / logSum;
+      else if (op.renormalize)
         w /= sum;
       w *= scale;
       next.values[size_t(rowOffset[idsSlot] + j)] =

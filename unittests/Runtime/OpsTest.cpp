@@ -678,6 +678,30 @@ TEST_F(RuntimeTest, TopKSoftmaxRenormalizes) {
   EXPECT_NEAR(weights[1], 3.0 / 7, 1e-6);
 }
 
+TEST_F(RuntimeTest, TopKSigmoidRenormalizesScoresThatUnderflow) {
+  // Every score underflows to 0 in fp32 (exp(100) overflows), so the
+  // experts tie (lower index first), but the renormalized weights are still
+  // exact, e^(l - max l) over their sum, not 0/0.
+  std::vector<float> logits = {-101.0f, -100.0f, -130.0f, -99.0f};
+  std::vector<int32_t> ids(2);
+  std::vector<float> weights(2);
+  ASSERT_EQ(moert_topk(logits.data(), nullptr, ids.data(), weights.data(), 1, 4,
+                       2, MOERT_SCORING_SIGMOID, 1, 1, 1, 2.0f),
+            MOERT_SUCCESS);
+  EXPECT_EQ(ids, (std::vector<int32_t>{0, 1}));
+  double e = std::exp(-1.0);
+  EXPECT_NEAR(weights[0], 2.0 * e / (1 + e), 1e-6);
+  EXPECT_NEAR(weights[1], 2.0 / (1 + e), 1e-6);
+  // Above the threshold nothing changes: the plain quotient of the scores.
+  logits = {-10.0f, -11.0f, -13.0f, -9.0f};
+  ASSERT_EQ(moert_topk(logits.data(), nullptr, ids.data(), weights.data(), 1, 4,
+                       2, MOERT_SCORING_SIGMOID, 1, 1, 1, 1.0f),
+            MOERT_SUCCESS);
+  float s3 = 1.0f / (1.0f + std::exp(9.0f)), s0 = 1.0f / (1.0f + std::exp(10.0f));
+  EXPECT_EQ(weights[0], s3 / (s3 + s0));
+  EXPECT_EQ(weights[1], s0 / (s3 + s0));
+}
+
 //===----------------------------------------------------------------------===//
 // A DeepSeek-shaped layer, reduced
 //===----------------------------------------------------------------------===//
