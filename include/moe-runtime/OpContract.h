@@ -35,11 +35,17 @@ namespace moert::contract {
 //===----------------------------------------------------------------------===//
 
 /// The element types of moe operands: the one dtype enum of the project. The
-/// numbering is the C ABI's moert_dtype.
-enum class DType : int32_t { BF16 = 0, F16 = 1, F32 = 2, I32 = 3 };
-inline constexpr int kNumDTypes = 4;
+/// numbering is the C ABI's moert_dtype. F8E4M3 (the IR's f8E4M3FN) is a
+/// storage format of expert weights only, with fp32 block scales beside it
+/// (OperandSpec::scales); the ops never compute in it.
+enum class DType : int32_t { BF16 = 0, F16 = 1, F32 = 2, I32 = 3, F8E4M3 = 4 };
+inline constexpr int kNumDTypes = 5;
 
-/// "bf16", "f16", "f32", "i32".
+/// The block of the fp8 weight formats: one fp32 scale per kFp8Block x
+/// kFp8Block block of a weight matrix (DeepSeek-V3's weight_block_size).
+inline constexpr int64_t kFp8Block = 128;
+
+/// "bf16", "f16", "f32", "i32", "f8e4m3".
 inline const char *dtypeName(DType dtype) {
   switch (dtype) {
   case DType::BF16:
@@ -50,6 +56,8 @@ inline const char *dtypeName(DType dtype) {
     return "f32";
   case DType::I32:
     return "i32";
+  case DType::F8E4M3:
+    return "f8e4m3";
   }
   return "?";
 }
@@ -60,20 +68,32 @@ inline std::optional<DType> parseDType(std::string_view name) {
   return std::nullopt;
 }
 inline int64_t dtypeBytes(DType dtype) {
-  return dtype == DType::BF16 || dtype == DType::F16 ? 2 : 4;
+  switch (dtype) {
+  case DType::F8E4M3:
+    return 1;
+  case DType::BF16:
+  case DType::F16:
+    return 2;
+  default:
+    return 4;
+  }
 }
-inline bool isFloat(DType dtype) { return dtype != DType::I32; }
+/// The float types the ops compute in: bf16, f16, f32 (not fp8 storage).
+inline bool isFloat(DType dtype) {
+  return dtype == DType::BF16 || dtype == DType::F16 || dtype == DType::F32;
+}
 /// A raw value (e.g. from a C caller) that is a valid DType.
 inline bool isDType(int32_t raw) { return raw >= 0 && raw < kNumDTypes; }
 
 /// What element types an operand accepts.
 enum class Element : uint8_t {
-  Float, // bf16, f16 or f32
+  Float,  // bf16, f16 or f32
   F32,
   I32,
+  Weight, // bf16, f16, f32, or f8e4m3 with block scales (OperandSpec::scales)
 };
 bool accepts(Element element, DType dtype);
-/// "bf16, f16 or f32", "f32", "i32".
+/// "bf16, f16 or f32", "f32", "i32", "bf16, f16, f32 or f8E4M3FN".
 const char *describe(Element element);
 
 //===----------------------------------------------------------------------===//
@@ -89,12 +109,15 @@ const char *symName(Sym sym);
 /// "token count", "hidden size", "expert count", "k", "intermediate size".
 const char *symMeaning(Sym sym);
 
-/// One dimension: `factor` x `sym`. `why` explains a factor other than 1 in
-/// messages ("stack gate and up rows").
+/// One dimension: `factor` x `sym` / `block`. `why` explains a factor other
+/// than 1 in messages ("stack gate and up rows"). A `block` other than 1 is a
+/// dimension of block scales: one per `block` elements of `factor` x `sym`,
+/// which `block` must divide.
 struct Dim {
   Sym sym;
   int64_t factor = 1;
   const char *why = nullptr;
+  int64_t block = 1;
 };
 
 inline constexpr int kMaxRank = 3;
@@ -108,12 +131,16 @@ struct OperandSpec {
   const char *summary; // "tokens (T x H)"
   Role role;
   Element element;
-  /// The operand whose element type this one must have (-1: none).
+  /// The operand whose element type this one must have (-1: none); an
+  /// operand with `scales` may instead be f8e4m3.
   int sameDTypeAs;
   /// An optional operand (topk's bias): absent, the runtime gets NULL.
   bool optional;
   int rank;
   std::array<Dim, kMaxRank> dims;
+  /// An Element::Weight operand: the optional operand holding its fp32 block
+  /// scales, present exactly when this operand is f8e4m3 (-1: none).
+  int scales = -1;
 };
 
 //===----------------------------------------------------------------------===//
@@ -201,6 +228,10 @@ struct AbiArg {
 using Sizes = std::array<int64_t, kNumSyms>;
 inline Sizes unknownSizes() { return {-1, -1, -1, -1, -1}; }
 
+/// The element types of an op's operands in the contract's order (nullopt:
+/// an absent optional operand, or a type that is none of DType).
+using OperandTypes = std::vector<std::optional<DType>>;
+
 /// A linear size a * T + b (bytes).
 struct Linear {
   int64_t perToken = 0, constant = 0;
@@ -214,21 +245,29 @@ struct OpSpec {
   std::vector<AliasRule> aliases;
   std::vector<AbiArg> abi;
   /// The op's own rules beyond shapes, dtypes and attribute ranges, given
-  /// the sizes (T may be unknown) and the attributes (defaults filled in):
-  /// "" when they hold, else the message.
+  /// the sizes (T may be unknown), the attributes (defaults filled in) and
+  /// the operands' element types (nullopt: absent): "" when they hold, else
+  /// the message.
   std::string (*rules)(const Sizes &, const std::vector<AttrValue> &,
-                       const std::vector<bool> &present) = nullptr;
+                       const OperandTypes &) = nullptr;
   /// Limits of the runtime's index types (int32 expert ids, pair indices)
   /// at known sizes: "" when they hold.
   std::string (*limits)(const Sizes &) = nullptr;
-  /// Workspace bytes as a function of T for the other sizes and the element
-  /// type of operand 0; null when the op needs none.
-  Linear (*workspace)(const Sizes &, DType) = nullptr;
+  /// Workspace bytes as a function of T for the other sizes and the
+  /// operands' element types; null when the op needs none.
+  Linear (*workspace)(const Sizes &, const OperandTypes &) = nullptr;
 
   int operandIndex(std::string_view name) const;
   int attrIndex(std::string_view name) const;
   bool writes(int operand, const std::vector<AttrValue> &attrs) const;
 };
+
+/// Where `op`'s operands are in a list of the `given` present ones, in the
+/// contract's order: the optional operands come as one group (topk's bias;
+/// the two block scales), all present or all absent. Returns each contract
+/// operand's index in that list (-1: absent), or an empty vector when
+/// `given` is neither count.
+std::vector<int> presentOperands(const OpSpec &op, size_t given);
 
 /// Every op, in a fixed order.
 const std::vector<OpSpec> &allOps();
@@ -275,13 +314,19 @@ std::string checkCall(const OpSpec &op, const Sizes &sizes,
 std::optional<DType> operandDType(const OpSpec &op, int index,
                                   const std::vector<int32_t> &dtypeCodes);
 
+/// The element types of a call's operands (operandDType of each; nullopt
+/// for an absent one).
+OperandTypes callTypes(const OpSpec &op, const std::vector<int32_t> &dtypeCodes,
+                       const std::vector<bool> &present);
+
 /// The element count of `operand` at `sizes`; false when it overflows.
 bool elementCount(const OperandSpec &operand, const Sizes &sizes,
                   int64_t &count);
 
-/// The workspace bytes of `op` at `sizes` (T known); -1 when it overflows,
-/// 0 when the op has none.
-int64_t workspaceBytes(const OpSpec &op, const Sizes &sizes, DType dtype);
+/// The workspace bytes of `op` at `sizes` (T known) for its operands'
+/// element types; -1 when it overflows, 0 when the op has none.
+int64_t workspaceBytes(const OpSpec &op, const Sizes &sizes,
+                       const OperandTypes &types);
 
 /// The contract as JSON (for tools in other languages: the differential
 /// tester reads it from `moe-run --print-op-contract`).

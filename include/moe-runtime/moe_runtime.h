@@ -53,12 +53,16 @@ typedef enum moert_status {
 } moert_status;
 
 /* Element types. Activations and weights are BF16, F16 or F32; I32 exists for
- * completeness (topk ids) and is rejected where a float type is required. */
+ * completeness (topk ids) and is rejected where a float type is required.
+ * F8E4M3 (e4m3, "FN": no infinities, +-448 saturating) is a storage format of
+ * expert weights only, with fp32 block scales (MOERT_FP8_BLOCK, Workspace.h),
+ * as DeepSeek-V3 ships them. */
 typedef enum moert_dtype {
   MOERT_BF16 = 0,
   MOERT_F16 = 1,
   MOERT_F32 = 2,
-  MOERT_I32 = 3
+  MOERT_I32 = 3,
+  MOERT_F8E4M3 = 4
 } moert_dtype;
 
 typedef enum moert_backend {
@@ -255,20 +259,27 @@ MOERT_API moert_status moert_topk(const float *logits, const float *bias,
                                   float routed_scaling_factor);
 
 /* output[t] = sum_j topk_weights[t, j] * down_e(SiLU(gate_e(x_t)) * up_e(x_t))
- * with e = topk_ids[t, j] in [0, E). hidden, output: T x H; w13: E x 2I x H
- * (gate rows, then up rows); w2: E x H x I. `output` may equal `hidden` (in
- * place); it must not overlap it otherwise. */
+ * with e = topk_ids[t, j] in [0, E). hidden, output: T x H (dtype); w13:
+ * E x 2I x H (gate rows, then up rows); w2: E x H x I, both weight_dtype:
+ * `dtype`, or MOERT_F8E4M3 with a BF16 `dtype`, H and I multiples of
+ * MOERT_FP8_BLOCK and fp32 block scales w13_scale (E x 2I/128 x H/128) and
+ * w2_scale (E x H/128 x I/128), NULL otherwise (docs/runtime.md gives the fp8
+ * semantics: activations quantized per token per 128 columns). `output` may
+ * equal `hidden` (in place); it must not overlap it otherwise. */
 MOERT_API moert_status moert_routed_experts(
     const void *hidden, const int32_t *topk_ids, const float *topk_weights,
-    const void *w13, const void *w2, void *output, void *workspace,
-    moert_dtype dtype, int64_t T, int64_t H, int64_t E, int64_t K, int64_t I);
+    const void *w13, const void *w2, const float *w13_scale,
+    const float *w2_scale, void *output, void *workspace, moert_dtype dtype,
+    moert_dtype weight_dtype, int64_t T, int64_t H, int64_t E, int64_t K,
+    int64_t I);
 
 /* output = down(SiLU(gate(hidden)) * up(hidden)). hidden, output: T x H;
- * w13: 2I x H; w2: H x I. `output` may equal `hidden`. */
-MOERT_API moert_status moert_shared_experts(const void *hidden, const void *w13,
-                                            const void *w2, void *output,
-                                            void *workspace, moert_dtype dtype,
-                                            int64_t T, int64_t H, int64_t I);
+ * w13: 2I x H; w2: H x I; weights and scales as in moert_routed_experts
+ * (scales 2I/128 x H/128 and H/128 x I/128). `output` may equal `hidden`. */
+MOERT_API moert_status moert_shared_experts(
+    const void *hidden, const void *w13, const void *w2, const float *w13_scale,
+    const float *w2_scale, void *output, void *workspace, moert_dtype dtype,
+    moert_dtype weight_dtype, int64_t T, int64_t H, int64_t I);
 
 /* output = scale * lhs + rhs, elementwise, all T x H of `dtype`. `output`
  * may equal `lhs` or `rhs`. */
@@ -277,14 +288,15 @@ MOERT_API moert_status moert_add(const void *lhs, const void *rhs, void *output,
                                  float scale);
 
 /* Workspace bytes of the ops: moert_linear_eval of Workspace.h's formulas at
- * T. -1 (and moert_last_error) for negative sizes or a non-float dtype. */
-MOERT_API int64_t moert_routed_experts_workspace_bytes(int64_t T, int64_t H,
-                                                       int64_t E, int64_t K,
-                                                       int64_t I,
-                                                       moert_dtype dtype);
+ * T (the fp8 ones for MOERT_F8E4M3 weights). -1 (and moert_last_error) for
+ * negative sizes or dtypes the op does not take. */
+MOERT_API int64_t moert_routed_experts_workspace_bytes(
+    int64_t T, int64_t H, int64_t E, int64_t K, int64_t I, moert_dtype dtype,
+    moert_dtype weight_dtype);
 MOERT_API int64_t moert_shared_experts_workspace_bytes(int64_t T, int64_t H,
                                                        int64_t I,
-                                                       moert_dtype dtype);
+                                                       moert_dtype dtype,
+                                                       moert_dtype weight_dtype);
 
 #ifdef __cplusplus
 }

@@ -160,7 +160,6 @@ void topk(const std::vector<float> &logits, const std::vector<float> *bias,
         eligible[e] = chosen[e / gs];
     }
     std::vector<bool> taken(E, false);
-    double sum = 0;
     for (int j = 0; j < p.k; ++j) {
       int64_t best = -1;
       for (int64_t e = 0; e < E; ++e) {
@@ -171,12 +170,20 @@ void topk(const std::vector<float> &logits, const std::vector<float> *bias,
       }
       taken[best] = true;
       ids[t * p.k + j] = static_cast<int32_t>(best);
-      sum += score[best];
+    }
+    // Sigmoid weights in double: exact where the fp32 scores underflow.
+    std::vector<double> exact(p.k);
+    double exactSum = 0;
+    for (int j = 0; j < p.k; ++j) {
+      exact[j] = p.scoring == Scoring::Softmax
+                     ? double(score[ids[t * p.k + j]])
+                     : 1.0 / (1.0 + std::exp(-double(row[ids[t * p.k + j]])));
+      exactSum += exact[j];
     }
     for (int j = 0; j < p.k; ++j) {
-      double w = score[ids[t * p.k + j]];
+      double w = exact[j];
       if (p.renormalize)
-        w /= sum;
+        w /= exactSum;
       weights[t * p.k + j] = static_cast<float>(w * p.routedScalingFactor);
     }
   }

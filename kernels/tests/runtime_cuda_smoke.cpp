@@ -177,18 +177,20 @@ int main() {
     moert_reset_peak(C.ctx);
     int64_t before = moert_current_bytes(C.ctx);
     moert_routed_experts(dx, static_cast<int32_t *>(dids),
-                         static_cast<float *>(dw), d13, d2, routed, nullptr,
+                         static_cast<float *>(dw), d13, d2, nullptr, nullptr, routed, nullptr,
+                         MOERT_BF16,
                          MOERT_BF16, T, H, E, K, I);
     int64_t peak = moert_peak_bytes(C.ctx) - before;
     moert_routed_experts(inplace, static_cast<int32_t *>(dids),
-                         static_cast<float *>(dw), d13, d2, inplace, nullptr,
+                         static_cast<float *>(dw), d13, d2, nullptr, nullptr, inplace, nullptr,
+                         MOERT_BF16,
                          MOERT_BF16, T, H, E, K, I);
-    moert_shared_experts(dx, ds13, ds2, shared, nullptr, MOERT_BF16, T, H, IS);
+    moert_shared_experts(dx, ds13, ds2, nullptr, nullptr, shared, nullptr, MOERT_BF16, MOERT_BF16, T, H, IS);
     moert_add(routed, shared, sum, MOERT_BF16, T, H, 1.0f);
     if (!C.sync("ops"))
       continue;
     const int64_t wsBytes =
-        moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_BF16);
+        moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_BF16, MOERT_BF16);
     report(peak == wsBytes, std::string(C.name) + " routed workspace in peak",
            std::to_string(peak) + " == " + std::to_string(wsBytes));
     Outs &o = out[c];
@@ -249,7 +251,8 @@ int main() {
     void *dw = gpu.upload(wts.data(), T * K * 4);
     void *o = gpu.alloc(T * H * 2);
     moert_routed_experts(dx, static_cast<int32_t *>(dids),
-                         static_cast<float *>(dw), d13, d2, o, nullptr,
+                         static_cast<float *>(dw), d13, d2, nullptr, nullptr, o, nullptr,
+                         MOERT_BF16,
                          MOERT_BF16, T, H, E, K, I);
     moert_status s = moert_context_synchronize(gpu.ctx);
     std::string msg = moert_context_error(gpu.ctx);

@@ -125,9 +125,10 @@ void testGate(int64_t T, int64_t H, int64_t E, DType t, DType tw) {
 
 //===--- topk ----------------------------------------------------------------===//
 
-void testTopk(const char *label, int64_t T, int64_t E, TopKParams p, bool bias) {
+void testTopk(const char *label, int64_t T, int64_t E, TopKParams p, bool bias,
+              float shift) {
   std::string name = std::string("topk[") + label + "]";
-  std::normal_distribution<float> d(0.f, 2.f), db(0.f, 0.1f);
+  std::normal_distribution<float> d(shift, 2.f), db(0.f, 0.1f);
   std::vector<float> logits(T * E), b(E);
   for (auto &v : logits)
     v = d(gRng);
@@ -426,15 +427,18 @@ void registerTests(const std::vector<Variant> &all,
     int64_t E;
     TopKParams p;
     bool bias;
+    float shift; // the logits' mean
   };
   const TopkCase topks[] = {
-      {"deepseek-v3 sigmoid+bias grouped E=256", 256, dsv3, true},
-      {"kimi-k2 sigmoid+bias E=384", 384, kimi, true},
-      {"qwen3 softmax renorm E=128", 128, qwen, false},
-      {"softmax grouped no-renorm E=64", 64, softGrouped, false}};
+      {"deepseek-v3 sigmoid+bias grouped E=256", 256, dsv3, true, 0.f},
+      {"kimi-k2 sigmoid+bias E=384", 384, kimi, true, 0.f},
+      // Every sigmoid score underflows fp32: renormalized by exp(l - max l).
+      {"kimi-k2 sigmoid+bias E=384 logits near -100", 384, kimi, true, -100.f},
+      {"qwen3 softmax renorm E=128", 128, qwen, false, 0.f},
+      {"softmax grouped no-renorm E=64", 64, softGrouped, false, 0.f}};
   for (const TopkCase &c : topks)
     addTest("TopK", c.label,
-            [c, topkT] { testTopk(c.label, topkT, c.E, c.p, c.bias); });
+            [c, topkT] { testTopk(c.label, topkT, c.E, c.p, c.bias, c.shift); });
 
   std::vector<RoutedCase> cases = {
       {"T=1", 1, 256, 8, 2, 64, {}, false, false},

@@ -48,6 +48,9 @@ public:
       break;
     }
     Type f32 = b.getF32Type(), i32 = b.getI32Type();
+    fp8 = options.fp8Experts.value_or(model.fp8Experts);
+    // fp8 experts: e4m3 weights with one fp32 scale per 128 x 128 block.
+    Type expertElt = fp8 ? Type(b.getType<Float8E4M3FNType>()) : elt;
     int64_t tokens = options.tokens ? *options.tokens : ShapedType::kDynamic;
     intermediate = model.intermediateSize / options.tp;
     sharedIntermediate = model.sharedIntermediateSize / options.tp;
@@ -63,10 +66,15 @@ public:
     logitsType = memref({tokens, e}, f32);
     idsType = memref({tokens, k}, i32);
     weightsType = memref({tokens, k}, f32);
-    w13Type = memref({e, 2 * intermediate, h}, elt);
-    w2Type = memref({e, h, intermediate}, elt);
-    sharedW13Type = memref({2 * sharedIntermediate, h}, elt);
-    sharedW2Type = memref({h, sharedIntermediate}, elt);
+    w13Type = memref({e, 2 * intermediate, h}, expertElt);
+    w2Type = memref({e, h, intermediate}, expertElt);
+    sharedW13Type = memref({2 * sharedIntermediate, h}, expertElt);
+    sharedW2Type = memref({h, sharedIntermediate}, expertElt);
+    const int64_t block = moert::contract::kFp8Block;
+    w13ScaleType = memref({e, 2 * intermediate / block, h / block}, f32);
+    w2ScaleType = memref({e, h / block, intermediate / block}, f32);
+    sharedW13ScaleType = memref({2 * sharedIntermediate / block, h / block}, f32);
+    sharedW2ScaleType = memref({h / block, sharedIntermediate / block}, f32);
   }
 
   func::FuncOp build(StringRef functionName);
@@ -83,6 +91,8 @@ private:
   /// The weights of one layer.
   struct LayerWeights {
     Value gate, bias, w13, w2, sharedW13, sharedW2;
+    /// The block scales of fp8 experts (empty for other weights).
+    SmallVector<Value, 2> scales, sharedScales;
   };
 
   bool hasShared() const { return sharedIntermediate > 0; }
@@ -121,7 +131,10 @@ private:
   const LayerOptions &options;
   int64_t intermediate, sharedIntermediate;
   ShapedType hiddenType, gateWeightType, biasType, logitsType, idsType,
-      weightsType, w13Type, w2Type, sharedW13Type, sharedW2Type;
+      weightsType, w13Type, w2Type, sharedW13Type, sharedW2Type, w13ScaleType,
+      w2ScaleType, sharedW13ScaleType, sharedW2ScaleType;
+  /// Expert weights in f8E4M3FN with block scales.
+  bool fp8 = false;
   /// %T, the dynamic token count (null with a static one).
   Value tokenCount;
 };
@@ -141,11 +154,23 @@ SmallVector<LayerBuilder::Argument> LayerBuilder::arguments() const {
                       prefix + "gate.e_score_correction_bias"});
     args.push_back({"w13_" + l, w13Type, "weight", prefix + "experts.w13"});
     args.push_back({"w2_" + l, w2Type, "weight", prefix + "experts.w2"});
+    if (fp8) {
+      args.push_back({"w13_scale_" + l, w13ScaleType, "weight",
+                      prefix + "experts.w13_scale"});
+      args.push_back({"w2_scale_" + l, w2ScaleType, "weight",
+                      prefix + "experts.w2_scale"});
+    }
     if (hasShared()) {
       args.push_back({"shared_w13_" + l, sharedW13Type, "weight",
                       prefix + "shared_experts.w13"});
       args.push_back({"shared_w2_" + l, sharedW2Type, "weight",
                       prefix + "shared_experts.w2"});
+      if (fp8) {
+        args.push_back({"shared_w13_scale_" + l, sharedW13ScaleType, "weight",
+                        prefix + "shared_experts.w13_scale"});
+        args.push_back({"shared_w2_scale_" + l, sharedW2ScaleType, "weight",
+                        prefix + "shared_experts.w2_scale"});
+      }
     }
   }
   if (options.form == Form::Buffer)
@@ -202,9 +227,17 @@ func::FuncOp LayerBuilder::build(StringRef functionName) {
       weights.bias = entry->getArgument(next++);
     weights.w13 = entry->getArgument(next++);
     weights.w2 = entry->getArgument(next++);
+    if (fp8) {
+      weights.scales.push_back(entry->getArgument(next++));
+      weights.scales.push_back(entry->getArgument(next++));
+    }
     if (hasShared()) {
       weights.sharedW13 = entry->getArgument(next++);
       weights.sharedW2 = entry->getArgument(next++);
+      if (fp8) {
+        weights.sharedScales.push_back(entry->getArgument(next++));
+        weights.sharedScales.push_back(entry->getArgument(next++));
+      }
     }
     bool last = layer + 1 == options.layers;
     input = tensors ? buildTensorLayer(layer, input, weights)
@@ -227,7 +260,7 @@ Value LayerBuilder::buildTensorLayer(int64_t layer, Value input,
   if (hasShared())
     shared = SharedExpertsOp::create(
                  b, named("shared" + l, layerLoc), TypeRange(hiddenType), input,
-                 w.sharedW13, w.sharedW2,
+                 w.sharedW13, w.sharedW2, w.sharedScales,
                  empty("shared_init" + l, hiddenType, layerLoc))
                  .getResult(0);
   Value logits =
@@ -253,7 +286,8 @@ Value LayerBuilder::buildTensorLayer(int64_t layer, Value input,
   Value routed =
       RoutedExpertsOp::create(b, named("routed" + l, layerLoc),
                               TypeRange(hiddenType), input, topk.getResult(0),
-                              topk.getResult(1), w.w13, w.w2, routedInit,
+                              topk.getResult(1), w.w13, w.w2, w.scales,
+                              routedInit,
                               /*inplace=*/false)
           .getResult(0);
   if (!hasShared())
@@ -285,8 +319,8 @@ Value LayerBuilder::buildLayer(int64_t layer, Value input, bool inputIsAlloc,
   Value shared;
   if (hasShared()) {
     shared = alloc("shared" + l, hiddenType, layerLoc);
-    SharedExpertsOp::create(b, layerLoc, TypeRange(), input, w.sharedW13, w.sharedW2,
-                            shared);
+    SharedExpertsOp::create(b, layerLoc, TypeRange(), input, w.sharedW13,
+                            w.sharedW2, w.sharedScales, shared);
   }
 
   Value logits = alloc("logits" + l, logitsType, layerLoc);
@@ -307,8 +341,9 @@ Value LayerBuilder::buildLayer(int64_t layer, Value input, bool inputIsAlloc,
   dealloc(logits, layerLoc);
 
   auto routed = [&](Value result) {
-    RoutedExpertsOp::create(b, layerLoc, TypeRange(), input, ids, weights, w.w13, w.w2,
-                            result, /*inplace=*/options.routedInplace);
+    RoutedExpertsOp::create(b, layerLoc, TypeRange(), input, ids, weights,
+                            w.w13, w.w2, w.scales, result,
+                            /*inplace=*/options.routedInplace);
   };
   auto add = [&](Value lhs) {
     AddOp::create(b, layerLoc, TypeRange(), lhs, shared, output, b.getF32FloatAttr(1.0f));

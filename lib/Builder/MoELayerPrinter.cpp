@@ -89,6 +89,11 @@ private:
     return names + " : " + types;
   }
 
+  /// " scales(...)" of fp8 expert weights, or nothing.
+  std::string scales(ValueRange values) {
+    return values.empty() ? "" : " scales(" + operands(values) + ")";
+  }
+
   LogicalResult printSignature(func::FuncOp function);
   LogicalResult printOp(Operation *op);
   void printTopK(TopKOp op);
@@ -176,7 +181,8 @@ LogicalResult Printer::printOp(Operation *op) {
       .Case([&](SharedExpertsOp shared) {
         os << "  moe.shared_experts ins("
            << operands({shared.getHidden(), shared.getW13(), shared.getW2()})
-           << ") outs(" << operands(shared.getOutput()) << ")\n";
+           << ")" << scales(shared.getScales()) << " outs("
+           << operands(shared.getOutput()) << ")\n";
         return success();
       })
       .Case([&](GateOp gate) {
@@ -200,7 +206,8 @@ LogicalResult Printer::printOp(Operation *op) {
            << operands({routed.getHidden(), routed.getTopkIds(),
                         routed.getTopkWeights(), routed.getW13(),
                         routed.getW2()})
-           << ") outs(" << operands(routed.getOutput()) << ")\n";
+           << ")" << scales(routed.getScales()) << " outs("
+           << operands(routed.getOutput()) << ")\n";
         return success();
       })
       .Case([&](AddOp add) -> LogicalResult {

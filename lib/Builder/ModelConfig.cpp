@@ -235,6 +235,18 @@ public:
     return boolean;
   }
 
+  /// A field that is an object (nested fields), or null: missing or an
+  /// error.
+  const json::Object *getObject(StringRef key) {
+    if (failed() || !has(key))
+      return nullptr;
+    const json::Object *nested = object.get(key)->getAsObject();
+    if (!nested)
+      fail("field '" + key + "' must be an object, got " +
+           show(*object.get(key)));
+    return nested;
+  }
+
   std::optional<std::string> getString(StringRef key) {
     if (failed() || !has(key))
       return std::nullopt;
@@ -282,6 +294,50 @@ bool exceedsNestingDepth(StringRef text, unsigned limit) {
 
 /// Fills `config` from the fields of a config.json object; stops at the first
 /// error, which `reader` keeps.
+/// quantization_config: DeepSeek-V3's fp8 format (quant_method "fp8", fmt
+/// "e4m3", weight_block_size [128, 128], activation_scheme "dynamic") makes
+/// the experts fp8; anything else is an error naming the field, never a
+/// silent bf16 layer.
+void readQuantization(ConfigReader &reader, ModelConfig &config) {
+  const json::Object *q = reader.getObject("quantization_config");
+  if (!q)
+    return;
+  ConfigReader fields("quantization_config", *q);
+  auto expect = [&](StringRef key, StringRef want, bool required) {
+    std::optional<std::string> value = fields.getString(key);
+    if (fields.failed())
+      return;
+    if (!value && required)
+      fields.fail("missing required field '" + key + "' (only \"" + want +
+                  "\" is supported)");
+    else if (value && *value != want)
+      fields.fail("field '" + key + "' = \"" + *value +
+                  "\" is not supported (expected \"" + want + "\")");
+  };
+  expect("quant_method", "fp8", /*required=*/true);
+  expect("fmt", "e4m3", /*required=*/false);
+  expect("activation_scheme", "dynamic", /*required=*/false);
+  const int64_t block = moert::contract::kFp8Block;
+  if (!fields.failed()) {
+    const json::Value *size = q->get("weight_block_size");
+    const json::Array *dims = size ? size->getAsArray() : nullptr;
+    bool ok = dims && dims->size() == 2;
+    for (size_t i = 0; ok && i < 2; ++i)
+      ok = (*dims)[i].getAsInteger() == std::optional<int64_t>(block);
+    if (!ok)
+      fields.fail(Twine("field 'weight_block_size' must be [") +
+                  Twine(block) + ", " + Twine(block) + "]" +
+                  (size ? ", got " + ConfigReader::show(*size)
+                        : Twine(" (per-tensor fp8 is not supported)")));
+  }
+  if (fields.failed()) {
+    Error error = fields.takeError();
+    reader.fail(toString(std::move(error)));
+    return;
+  }
+  config.fp8Experts = true;
+}
+
 void readFields(ConfigReader &reader, ModelConfig &config,
                 const FamilyDefaults &family) {
   // Required fields, in the order a reader of the config would look for them.
@@ -409,6 +465,9 @@ void readFields(ConfigReader &reader, ModelConfig &config,
     reader.fail("field '" + dtypeField + "' = \"" + name +
                 "\" is not supported (expected \"bfloat16\", \"float16\" or "
                 "\"float32\")");
+  if (reader.failed())
+    return;
+  readQuantization(reader, config);
 }
 
 } // namespace
@@ -588,14 +647,19 @@ Error validate(const ModelConfig &config, const LayerOptions &options) {
     set("n_group", config.nGroup);
     set("topk_group", config.topkGroup);
     set("routed_scaling_factor", 0, config.routedScalingFactor);
-    std::vector<bool> present = {true, config.correctionBias, true, true};
-    std::string rule = topk.rules(sizes, attrs, present);
+    contract::OperandTypes types = {
+        contract::DType::F32,
+        config.correctionBias ? std::optional(contract::DType::F32)
+                              : std::nullopt,
+        contract::DType::I32, contract::DType::F32};
+    std::string rule = topk.rules(sizes, attrs, types);
     if (!rule.empty())
       return fail("moe.topk: " + rule + " (k is num_experts_per_tok, the " +
                   "number of experts '" + experts + "')");
   }
 
-  if (!moert::contract::isFloat(options.dtype.value_or(config.dtype)))
+  DType dtype = options.dtype.value_or(config.dtype);
+  if (!moert::contract::isFloat(dtype))
     return fail("the element type must be bf16, f16 or f32");
 
   // The layout.
@@ -619,6 +683,30 @@ Error validate(const ModelConfig &config, const LayerOptions &options) {
     return fail("the shared intermediate size (" + config.sharedSizeField +
                 ") " + Twine(config.sharedIntermediateSize) +
                 " is not divisible by --tp " + Twine(options.tp));
+
+  // fp8 experts: what the expert ops' contract asks of their operands.
+  if (options.fp8Experts.value_or(config.fp8Experts)) {
+    const int64_t block = moert::contract::kFp8Block;
+    if (dtype != DType::BF16)
+      return fail("fp8 experts need bf16 activations, not " +
+                  stringifyDType(dtype));
+    auto blocked = [&](const Twine &what, int64_t size) -> Error {
+      if (size % block == 0)
+        return Error::success();
+      return fail("fp8 experts need " + what + " = " + Twine(size) +
+                  " to be a multiple of the " + Twine(block) +
+                  "-wide weight block");
+    };
+    if (Error e = blocked("hidden_size", config.hiddenSize))
+      return e;
+    if (Error e = blocked("moe_intermediate_size / --tp",
+                          config.intermediateSize / options.tp))
+      return e;
+    if (Error e = blocked("the shared intermediate size (" +
+                              config.sharedSizeField + ") / --tp",
+                          config.sharedIntermediateSize / options.tp))
+      return e;
+  }
   return Error::success();
 }
 

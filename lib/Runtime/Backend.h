@@ -6,7 +6,8 @@
 // and only then calls the backend, so a backend may assume:
 //   - sizes are non-negative and their products fit in int64_t, T*K and E+1
 //     fit in int32_t;
-//   - float dtypes are BF16, F16 or F32;
+//   - float dtypes are BF16, F16 or F32; weights may be F8E4M3 with scales
+//     (ExpertWeights), then the activations are BF16;
 //   - a buffer with a nonzero element count is non-null;
 //   - `workspace` is non-null, 16-byte aligned, and holds
 //     at least `workspaceBytes` = the Workspace.h formula bytes.
@@ -58,12 +59,23 @@ struct TopKArgs {
   float routedScalingFactor;
 };
 
+/// Expert weights: `dtype` (the activations'), or MOERT_F8E4M3 with fp32
+/// block scales (then dtype is BF16 and H, I are multiples of
+/// MOERT_FP8_BLOCK; docs/runtime.md gives the semantics).
+struct ExpertWeights {
+  const void *w13;       // [E x] 2I x H
+  const void *w2;        // [E x] H x I
+  const float *w13Scale; // [E x] 2I/128 x H/128, or null
+  const float *w2Scale;  // [E x] H/128 x I/128, or null
+  moert_dtype dtype;
+  bool fp8() const { return dtype == MOERT_F8E4M3; }
+};
+
 struct RoutedExpertsArgs {
   const void *hidden;       // T x H
   const int32_t *topkIds;   // T x K
   const float *topkWeights; // T x K
-  const void *w13;          // E x 2I x H
-  const void *w2;           // E x H x I
+  ExpertWeights weights;    // E experts
   void *output;             // T x H; may equal hidden
   void *workspace;
   int64_t workspaceBytes;
@@ -72,10 +84,9 @@ struct RoutedExpertsArgs {
 };
 
 struct SharedExpertsArgs {
-  const void *hidden; // T x H
-  const void *w13;    // 2I x H
-  const void *w2;     // H x I
-  void *output;       // T x H; may equal hidden
+  const void *hidden;    // T x H
+  ExpertWeights weights; // one expert
+  void *output;          // T x H; may equal hidden
   void *workspace;
   int64_t workspaceBytes;
   moert_dtype dtype;
@@ -178,9 +189,11 @@ std::unique_ptr<Backend> createCPUBackend();
 /// device cannot be used.
 std::unique_ptr<Backend> createCUDABackend(int device, std::string &error);
 
-/// Bytes of one element of a float dtype (BF16/F16: 2, F32/I32: 4).
+/// Bytes of one element (F8E4M3: 1, BF16/F16: 2, F32/I32: 4).
 inline int64_t dtypeBytes(moert_dtype dtype) {
-  return dtype == MOERT_F32 || dtype == MOERT_I32 ? 4 : 2;
+  return dtype == MOERT_F8E4M3                    ? 1
+         : dtype == MOERT_F32 || dtype == MOERT_I32 ? 4
+                                                    : 2;
 }
 
 } // namespace moert

@@ -306,7 +306,7 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
     if (rows == 0)
       continue;
     gateUpActivation(
-        a.hidden, elementAddress(a.w13, a.dtype, e * 2 * I * H),
+        a.hidden, elementAddress(a.weights.w13, a.dtype, e * 2 * I * H),
         elementAddress(ws.activations, a.dtype, begin * I), a.dtype, rows, H, I,
         [&](int64_t r) { return ws.sortedPairs[begin + r] / K; }, tile, rowA,
         rowB);
@@ -322,7 +322,7 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
       if (rows == 0)
         continue;
       downProjection(elementAddress(ws.activations, a.dtype, begin * I),
-                     elementAddress(a.w2, a.dtype, e * H * I),
+                     elementAddress(a.weights.w2, a.dtype, e * H * I),
                      elementAddress(ws.partials, a.dtype, begin * C), a.dtype,
                      rows, I, c0, width, C, tile, rowA);
     }
@@ -353,9 +353,9 @@ moert_status CPUBackend::sharedExperts(const SharedExpertsArgs &a,
   std::vector<float> rowA(size_t(std::max(H, I))), rowB(static_cast<size_t>(H));
   // All of `hidden` is read before `output` is written.
   gateUpActivation(
-      a.hidden, a.w13, act, a.dtype, T, H, I, [](int64_t r) { return r; }, tile,
+      a.hidden, a.weights.w13, act, a.dtype, T, H, I, [](int64_t r) { return r; }, tile,
       rowA, rowB);
-  downProjection(act, a.w2, a.output, a.dtype, T, I, 0, H, H, tile, rowA);
+  downProjection(act, a.weights.w2, a.output, a.dtype, T, I, 0, H, H, tile, rowA);
   return MOERT_SUCCESS;
 }
 

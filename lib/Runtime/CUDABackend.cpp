@@ -213,11 +213,19 @@ public:
   moert_status routedExperts(const RoutedExpertsArgs &a,
                              std::string &error) override {
     cudaSetDevice(device_);
+    const ExpertWeights &w = a.weights;
+    // The fp8 kernels need sm_90 and say so (cudaErrorNotSupported with the
+    // reason); nothing falls back to bf16.
     moert_status s = status(
         "moert_routed_experts",
-        moek::routedExperts(a.hidden, a.topkIds, a.topkWeights, a.w13, a.w2,
-                            a.output, a.T, a.H, a.E, a.K, a.I, toDType(a.dtype),
-                            a.workspace, size_t(a.workspaceBytes), stream_),
+        w.fp8() ? moek::routedExpertsFp8(
+                      a.hidden, a.topkIds, a.topkWeights, w.w13, w.w13Scale,
+                      w.w2, w.w2Scale, a.output, a.T, a.H, a.E, a.K, a.I,
+                      a.workspace, size_t(a.workspaceBytes), stream_)
+                : moek::routedExperts(a.hidden, a.topkIds, a.topkWeights,
+                                      w.w13, w.w2, a.output, a.T, a.H, a.E,
+                                      a.K, a.I, toDType(a.dtype), a.workspace,
+                                      size_t(a.workspaceBytes), stream_),
         error);
     if (s != MOERT_SUCCESS || a.T == 0)
       return s;
@@ -229,11 +237,15 @@ public:
         return sync;
     }
     int slot = static_cast<int>(pending_.size());
-    RoutedWorkspaceLayout ws =
-        carveRoutedWorkspace(a.workspace, a.T, a.H, a.E, a.K, a.I,
-                             dtypeBytes(a.dtype));
+    // Both layouts start with the expert offsets.
+    const int32_t *offsets =
+        w.fp8() ? carveRoutedFp8Workspace(a.workspace, a.T, a.H, a.E, a.K, a.I)
+                      .expertOffsets
+                : carveRoutedWorkspace(a.workspace, a.T, a.H, a.E, a.K, a.I,
+                                       dtypeBytes(a.dtype))
+                      .expertOffsets;
     cudaError_t err =
-        cudaMemcpyAsync(&validPairs_[slot], ws.expertOffsets + a.E,
+        cudaMemcpyAsync(&validPairs_[slot], offsets + a.E,
                         sizeof(int32_t), cudaMemcpyDeviceToHost, stream_);
     if (err != cudaSuccess)
       return status("moert_routed_experts", err, error);
@@ -244,11 +256,17 @@ public:
   moert_status sharedExperts(const SharedExpertsArgs &a,
                              std::string &error) override {
     cudaSetDevice(device_);
-    return status("moert_shared_experts",
-                  moek::sharedExperts(a.hidden, a.w13, a.w2, a.output, a.T, a.H,
+    const ExpertWeights &w = a.weights;
+    return status(
+        "moert_shared_experts",
+        w.fp8() ? moek::sharedExpertsFp8(a.hidden, w.w13, w.w13Scale, w.w2,
+                                         w.w2Scale, a.output, a.T, a.H, a.I,
+                                         a.workspace, size_t(a.workspaceBytes),
+                                         stream_)
+                : moek::sharedExperts(a.hidden, w.w13, w.w2, a.output, a.T, a.H,
                                       a.I, toDType(a.dtype), a.workspace,
                                       size_t(a.workspaceBytes), stream_),
-                  error);
+        error);
   }
 
   moert_status add(const AddArgs &a, std::string &error) override {

@@ -41,6 +41,23 @@ OperandSpec operand(const char *name, const char *summary, Role role,
   return spec;
 }
 
+/// An expert weight: bf16, f16 or f32 like operand `sameAs`, or f8e4m3 with
+/// its block scales in operand `scales`.
+OperandSpec weight(const char *name, const char *summary, std::vector<Dim> dims,
+                   int sameAs, int scales) {
+  OperandSpec spec =
+      operand(name, summary, Role::Input, Element::Weight, dims, sameAs);
+  spec.scales = scales;
+  return spec;
+}
+
+/// The fp32 block scales of an f8e4m3 weight: present exactly when it is.
+OperandSpec scalesOf(const char *name, const char *summary,
+                     std::vector<Dim> dims) {
+  return operand(name, summary, Role::Input, Element::F32, dims, -1,
+                 /*optional=*/true);
+}
+
 AttrSpec intAttr(const char *name, int64_t min, std::optional<double> def,
                  std::optional<Sym> sizeOf = std::nullopt) {
   return {name, AttrKind::Int, min, false, def.has_value(), def.value_or(0),
@@ -68,6 +85,10 @@ AbiArg workspaceArg() { return {AbiArg::Workspace, 0, Sym::T, "workspace"}; }
 
 constexpr Dim T{Sym::T}, H{Sym::H}, E{Sym::E}, K{Sym::K}, I{Sym::I};
 constexpr Dim TwoI{Sym::I, 2, "stack gate and up rows"};
+// One scale per kFp8Block x kFp8Block block of a weight.
+constexpr Dim HBlocks{Sym::H, 1, nullptr, kFp8Block};
+constexpr Dim IBlocks{Sym::I, 1, nullptr, kFp8Block};
+constexpr Dim TwoIBlocks{Sym::I, 2, "stack gate and up rows", kFp8Block};
 
 int64_t at(const Sizes &s, Sym sym) { return s[size_t(sym)]; }
 
@@ -77,7 +98,7 @@ int64_t at(const Sizes &s, Sym sym) { return s[size_t(sym)]; }
 enum { kScoring, kK, kNGroup, kTopkGroup, kRenormalize, kScale };
 
 std::string topkRules(const Sizes &s, const std::vector<AttrValue> &a,
-                      const std::vector<bool> &present) {
+                      const OperandTypes &types) {
   int64_t e = at(s, Sym::E), k = a[kK].i, nGroup = a[kNGroup].i,
           topkGroup = a[kTopkGroup].i;
   if (e >= 0 && k > e)
@@ -97,7 +118,7 @@ std::string topkRules(const Sizes &s, const std::vector<AttrValue> &a,
                  "so each of the n_group = ",
                  nGroup, " groups needs at least 2 experts");
   }
-  if (present.size() > 1 && present[1] && a[kScoring].i != 1)
+  if (types.size() > 1 && types[1] && a[kScoring].i != 1)
     return "a correction 'bias' requires sigmoid scoring";
   return "";
 }
@@ -108,12 +129,37 @@ std::string expertIdLimit(const Sizes &s) {
   return "";
 }
 
+/// The expert ops' weight formats: w13 and w2 alike (both f8e4m3 with
+/// scales, or both the hidden's type), and fp8 weights with a bf16 hidden
+/// (the fp8 kernels quantize bf16 activations).
+std::string weightFormatRules(const OperandTypes &types, int hidden, int w13,
+                              int w2) {
+  bool fp8 = types[size_t(w13)] == DType::F8E4M3;
+  if (fp8 != (types[size_t(w2)] == DType::F8E4M3))
+    return "'w13' and 'w2' must be stored alike: both f8E4M3FN with block "
+           "scales, or both in the hidden's element type";
+  if (fp8 && types[size_t(hidden)] && types[size_t(hidden)] != DType::BF16)
+    return cat("f8E4M3FN weights need a bf16 'hidden' (activations are "
+               "quantized from bf16), got ",
+               dtypeName(*types[size_t(hidden)]));
+  return "";
+}
+
+// Operand indices of moe.routed_experts and moe.shared_experts.
+enum { kRHidden, kRIds, kRWeights, kRW13, kRW2, kRW13Scale, kRW2Scale, kROut };
+enum { kSHidden, kSW13, kSW2, kSW13Scale, kSW2Scale, kSOut };
+
 std::string routedRules(const Sizes &s, const std::vector<AttrValue> &,
-                        const std::vector<bool> &) {
+                        const OperandTypes &types) {
   if (at(s, Sym::E) >= 0 && at(s, Sym::K) > at(s, Sym::E))
     return cat("k = ", at(s, Sym::K), " exceeds the number of experts (",
                at(s, Sym::E), ")");
-  return "";
+  return weightFormatRules(types, kRHidden, kRW13, kRW2);
+}
+
+std::string sharedRules(const Sizes &, const std::vector<AttrValue> &,
+                        const OperandTypes &types) {
+  return weightFormatRules(types, kSHidden, kSW13, kSW2);
 }
 
 std::string routedLimits(const Sizes &s) {
@@ -130,16 +176,23 @@ std::string routedLimits(const Sizes &s) {
   return "";
 }
 
-Linear routedWorkspace(const Sizes &s, DType dtype) {
-  moert_linear_size w = moert_routed_experts_workspace(
-      at(s, Sym::H), at(s, Sym::E), at(s, Sym::K), at(s, Sym::I),
-      dtypeBytes(dtype));
+Linear routedWorkspace(const Sizes &s, const OperandTypes &types) {
+  moert_linear_size w =
+      types[kRW13] == DType::F8E4M3
+          ? moert_routed_experts_fp8_workspace(at(s, Sym::H), at(s, Sym::E),
+                                               at(s, Sym::K), at(s, Sym::I))
+          : moert_routed_experts_workspace(
+                at(s, Sym::H), at(s, Sym::E), at(s, Sym::K), at(s, Sym::I),
+                dtypeBytes(types[kRHidden].value_or(DType::BF16)));
   return {w.per_token, w.constant};
 }
 
-Linear sharedWorkspace(const Sizes &s, DType dtype) {
+Linear sharedWorkspace(const Sizes &s, const OperandTypes &types) {
   moert_linear_size w =
-      moert_shared_experts_workspace(at(s, Sym::I), dtypeBytes(dtype));
+      types[kSW13] == DType::F8E4M3
+          ? moert_shared_experts_fp8_workspace(at(s, Sym::H), at(s, Sym::I))
+          : moert_shared_experts_workspace(
+                at(s, Sym::I), dtypeBytes(types[kSHidden].value_or(DType::BF16)));
   return {w.per_token, w.constant};
 }
 
@@ -209,19 +262,34 @@ std::vector<OpSpec> makeOps() {
                 Element::I32, {T, K}),
         operand("topk_weights", "their weights (T x k)", Role::Input,
                 Element::F32, {T, K}),
-        operand("w13", "stacked gate/up weights (E x 2I x H)", Role::Input,
-                Element::Float, {E, TwoI, H}, 0),
-        operand("w2", "down weights (E x H x I)", Role::Input, Element::Float,
-                {E, H, I}, 0),
+        weight("w13", "stacked gate/up weights (E x 2I x H)", {E, TwoI, H},
+               kRHidden, kRW13Scale),
+        weight("w2", "down weights (E x H x I)", {E, H, I}, kRHidden,
+               kRW2Scale),
+        scalesOf("w13_scale", "block scales of fp8 w13 (E x 2I/128 x H/128)",
+                 {E, TwoIBlocks, HBlocks}),
+        scalesOf("w2_scale", "block scales of fp8 w2 (E x H/128 x I/128)",
+                 {E, HBlocks, IBlocks}),
         operand("output", "result (T x H)", Role::Output, Element::Float,
-                {T, H}, 0),
+                {T, H}, kRHidden),
     };
     op.attrs = {unitAttr("inplace")};
-    op.aliases = {{5, 0, Alias::InPlaceIff, 0}};
-    op.abi = {ptr(0, "hidden"),       ptr(1, "topk_ids"), ptr(2, "topk_weights"),
-              ptr(3, "w13"),          ptr(4, "w2"),       ptr(5, "output"),
-              workspaceArg(),         dtypeOf(0, "dtype"), size(Sym::T),
-              size(Sym::H),           size(Sym::E),       size(Sym::K),
+    op.aliases = {{kROut, kRHidden, Alias::InPlaceIff, 0}};
+    op.abi = {ptr(kRHidden, "hidden"),
+              ptr(kRIds, "topk_ids"),
+              ptr(kRWeights, "topk_weights"),
+              ptr(kRW13, "w13"),
+              ptr(kRW2, "w2"),
+              ptr(kRW13Scale, "w13_scale"),
+              ptr(kRW2Scale, "w2_scale"),
+              ptr(kROut, "output"),
+              workspaceArg(),
+              dtypeOf(kRHidden, "dtype"),
+              dtypeOf(kRW13, "weight_dtype"),
+              size(Sym::T),
+              size(Sym::H),
+              size(Sym::E),
+              size(Sym::K),
               size(Sym::I)};
     op.rules = routedRules;
     op.limits = routedLimits;
@@ -234,17 +302,30 @@ std::vector<OpSpec> makeOps() {
     op.function = "moert_shared_experts";
     op.operands = {
         operand("hidden", "tokens (T x H)", Role::Input, Element::Float, {T, H}),
-        operand("w13", "stacked gate/up weights (2I x H)", Role::Input,
-                Element::Float, {TwoI, H}, 0),
-        operand("w2", "down weights (H x I)", Role::Input, Element::Float,
-                {H, I}, 0),
+        weight("w13", "stacked gate/up weights (2I x H)", {TwoI, H}, kSHidden,
+               kSW13Scale),
+        weight("w2", "down weights (H x I)", {H, I}, kSHidden, kSW2Scale),
+        scalesOf("w13_scale", "block scales of fp8 w13 (2I/128 x H/128)",
+                 {TwoIBlocks, HBlocks}),
+        scalesOf("w2_scale", "block scales of fp8 w2 (H/128 x I/128)",
+                 {HBlocks, IBlocks}),
         operand("output", "result (T x H)", Role::Output, Element::Float,
-                {T, H}, 0),
+                {T, H}, kSHidden),
     };
-    op.aliases = {{3, 0, Alias::Distinct, -1}};
-    op.abi = {ptr(0, "hidden"), ptr(1, "w13"),       ptr(2, "w2"),
-              ptr(3, "output"), workspaceArg(),      dtypeOf(0, "dtype"),
-              size(Sym::T),     size(Sym::H),        size(Sym::I)};
+    op.aliases = {{kSOut, kSHidden, Alias::Distinct, -1}};
+    op.abi = {ptr(kSHidden, "hidden"),
+              ptr(kSW13, "w13"),
+              ptr(kSW2, "w2"),
+              ptr(kSW13Scale, "w13_scale"),
+              ptr(kSW2Scale, "w2_scale"),
+              ptr(kSOut, "output"),
+              workspaceArg(),
+              dtypeOf(kSHidden, "dtype"),
+              dtypeOf(kSW13, "weight_dtype"),
+              size(Sym::T),
+              size(Sym::H),
+              size(Sym::I)};
+    op.rules = sharedRules;
     op.workspace = sharedWorkspace;
     ops.push_back(std::move(op));
   }
@@ -283,6 +364,8 @@ bool moert::contract::accepts(Element element, DType dtype) {
     return dtype == DType::F32;
   case Element::I32:
     return dtype == DType::I32;
+  case Element::Weight:
+    return isFloat(dtype) || dtype == DType::F8E4M3;
   }
   return false;
 }
@@ -295,6 +378,8 @@ const char *moert::contract::describe(Element element) {
     return "f32";
   case Element::I32:
     return "i32";
+  case Element::Weight:
+    return "bf16, f16, f32 or f8E4M3FN";
   }
   return "?";
 }
@@ -325,6 +410,22 @@ const OpSpec *moert::contract::findOp(std::string_view name) {
     if (name == op.name)
       return &op;
   return nullptr;
+}
+
+std::vector<int> moert::contract::presentOperands(const OpSpec &op,
+                                                 size_t given) {
+  size_t optional = 0;
+  for (const OperandSpec &o : op.operands)
+    optional += o.optional;
+  size_t n = op.operands.size();
+  if (given != n && (optional == 0 || given + optional != n))
+    return {};
+  bool absent = given != n;
+  std::vector<int> slots;
+  int next = 0;
+  for (const OperandSpec &o : op.operands)
+    slots.push_back(o.optional && absent ? -1 : next++);
+  return slots;
 }
 
 int OpSpec::operandIndex(std::string_view n) const {
@@ -428,6 +529,56 @@ static std::string checkSizeAttrs(const OpSpec &op,
   return "";
 }
 
+/// Block scales come exactly with f8e4m3 weights.
+static std::string checkScales(const OpSpec &op, const OperandTypes &types) {
+  for (size_t i = 0; i < op.operands.size(); ++i) {
+    const OperandSpec &spec = op.operands[i];
+    if (spec.scales < 0 || !types[i])
+      continue;
+    const char *scales = op.operands[size_t(spec.scales)].name;
+    bool fp8 = *types[i] == DType::F8E4M3, given = types[size_t(spec.scales)]
+                                                      .has_value();
+    if (fp8 && !given)
+      return cat("'", spec.name, "' is f8E4M3FN and needs its block scales '",
+                 scales, "'");
+    if (!fp8 && given)
+      return cat("'", scales, "' is given but '", spec.name, "' is ",
+                 dtypeName(*types[i]),
+                 "; block scales belong to f8E4M3FN weights");
+  }
+  return "";
+}
+
+/// A block-scale dimension needs its block to divide what it covers.
+static std::string checkBlocks(const OpSpec &op, const Sizes &sizes,
+                               const OperandTypes &types) {
+  for (size_t i = 0; i < op.operands.size(); ++i) {
+    const OperandSpec &spec = op.operands[i];
+    if (!types[i])
+      continue;
+    for (int d = 0; d < spec.rank; ++d) {
+      const Dim &dim = spec.dims[size_t(d)];
+      int64_t n = at(sizes, dim.sym);
+      if (dim.block == 1 || n < 0 || (dim.factor * n) % dim.block == 0)
+        continue;
+      const char *of = "?";
+      for (const OperandSpec &w : op.operands)
+        if (w.scales == int(i))
+          of = w.name;
+      return cat("'", spec.name, "' holds one scale per ", dim.block, " x ",
+                 dim.block, " block of '", of, "', so its ", symMeaning(dim.sym),
+                 " (", n, ") must be a multiple of ", dim.block);
+    }
+  }
+  return "";
+}
+
+/// "2 x 512 / 128": how a dimension's expected extent is made.
+static std::string spell(const Dim &dim, int64_t n) {
+  std::string s = dim.factor != 1 ? cat(dim.factor, " x ", n) : cat(n);
+  return dim.block != 1 ? cat(s, " / ", dim.block) : s;
+}
+
 std::string moert::contract::checkOperands(
     const OpSpec &op, const std::vector<OperandInfo> &operands,
     std::vector<AttrValue> &attrs, Sizes &sizes) {
@@ -435,9 +586,9 @@ std::string moert::contract::checkOperands(
   if (operands.size() != op.operands.size())
     return cat("expected ", op.operands.size(), " operands, got ",
                operands.size());
-  std::vector<bool> present;
+  OperandTypes types;
   for (const OperandInfo &o : operands)
-    present.push_back(o.present);
+    types.push_back(o.present ? o.dtype : std::nullopt);
 
   // Ranks and element types.
   for (size_t i = 0; i < operands.size(); ++i) {
@@ -455,6 +606,8 @@ std::string moert::contract::checkOperands(
       return cat("'", spec.name, "' must have element type ",
                  describe(spec.element), ", got '", info.typeName, "'");
   }
+  if (std::string e = checkScales(op, types); !e.empty())
+    return e;
   // Every size but the token count is static.
   for (size_t i = 0; i < operands.size(); ++i) {
     const OperandSpec &spec = op.operands[i];
@@ -479,7 +632,7 @@ std::string moert::contract::checkOperands(
     for (int d = 0; d < spec.rank; ++d) {
       const Dim &dim = spec.dims[size_t(d)];
       int64_t s = operands[i].shape[size_t(d)];
-      if (dim.factor != 1 || s < 0)
+      if (dim.factor != 1 || dim.block != 1 || s < 0)
         continue;
       Source &src = source[size_t(dim.sym)];
       if (src.operand < 0) {
@@ -494,7 +647,9 @@ std::string moert::contract::checkOperands(
                    spec.name, "' has ", s, " (dimension ", d, ")");
     }
   }
-  // Multiples of a symbol.
+  // Multiples of a symbol, and block-scale dimensions.
+  if (std::string e = checkBlocks(op, sizes, types); !e.empty())
+    return e;
   for (size_t i = 0; i < operands.size(); ++i) {
     const OperandSpec &spec = op.operands[i];
     if (!operands[i].present)
@@ -502,9 +657,18 @@ std::string moert::contract::checkOperands(
     for (int d = 0; d < spec.rank; ++d) {
       const Dim &dim = spec.dims[size_t(d)];
       int64_t s = operands[i].shape[size_t(d)];
-      if (dim.factor == 1 || s < 0)
+      if ((dim.factor == 1 && dim.block == 1) || s < 0)
         continue;
       Source src = source[size_t(dim.sym)];
+      if (dim.block != 1) {
+        // Every symbol of a scale dimension has a plain source (the weight).
+        int64_t n = sizes[size_t(dim.sym)];
+        if (n >= 0 && s != dim.factor * n / dim.block)
+          return cat("'", spec.name, "' must have one scale per block: ",
+                     "dimension ", d, " is ", s, ", expected ",
+                     dim.factor * n / dim.block, " (", spell(dim, n), ")");
+        continue;
+      }
       if (src.operand < 0) {
         if (s % dim.factor != 0)
           return cat("'", spec.name, "' must ", dim.why, ": dimension ", d,
@@ -520,10 +684,11 @@ std::string moert::contract::checkOperands(
                    op.operands[size_t(src.operand)].name, "')");
     }
   }
-  // Element types that must agree.
+  // Element types that must agree (an fp8 weight has its scales instead).
   for (size_t i = 0; i < operands.size(); ++i) {
     const OperandSpec &spec = op.operands[i];
-    if (spec.sameDTypeAs < 0 || !operands[i].present)
+    if (spec.sameDTypeAs < 0 || !operands[i].present ||
+        (spec.scales >= 0 && types[i] == DType::F8E4M3))
       continue;
     const OperandInfo &other = operands[size_t(spec.sameDTypeAs)];
     if (operands[i].dtype != other.dtype)
@@ -540,7 +705,7 @@ std::string moert::contract::checkOperands(
     if (op.attrs[i].sizeOf && at(sizes, *op.attrs[i].sizeOf) < 0)
       sizes[size_t(*op.attrs[i].sizeOf)] = attrs[i].i;
   if (op.rules)
-    if (std::string e = op.rules(sizes, attrs, present); !e.empty())
+    if (std::string e = op.rules(sizes, attrs, types); !e.empty())
       return e;
   return "";
 }
@@ -553,9 +718,17 @@ moert::contract::operandDType(const OpSpec &op, int index,
     return DType::F32;
   if (spec.element == Element::I32)
     return DType::I32;
+  // An op's weights share one format: the weight_dtype argument, passed for
+  // its first weight.
+  auto passesType = [&](const AbiArg &arg) {
+    return arg.kind == AbiArg::DTypeOf &&
+           (arg.index == index ||
+            (spec.element == Element::Weight &&
+             op.operands[size_t(arg.index)].element == Element::Weight));
+  };
   for (const AbiArg &arg : op.abi)
-    if (arg.kind == AbiArg::DTypeOf && arg.index == index) {
-      int32_t code = dtypeCodes[size_t(index)];
+    if (passesType(arg)) {
+      int32_t code = dtypeCodes[size_t(arg.index)];
       if (!isDType(code))
         return std::nullopt;
       return DType(code);
@@ -563,6 +736,16 @@ moert::contract::operandDType(const OpSpec &op, int index,
   if (spec.sameDTypeAs >= 0)
     return operandDType(op, spec.sameDTypeAs, dtypeCodes);
   return std::nullopt;
+}
+
+OperandTypes moert::contract::callTypes(const OpSpec &op,
+                                       const std::vector<int32_t> &dtypeCodes,
+                                       const std::vector<bool> &present) {
+  OperandTypes types;
+  for (size_t i = 0; i < op.operands.size(); ++i)
+    types.push_back(present[i] ? operandDType(op, int(i), dtypeCodes)
+                               : std::nullopt);
+  return types;
 }
 
 std::string moert::contract::checkCall(const OpSpec &op, const Sizes &sizes,
@@ -580,9 +763,16 @@ std::string moert::contract::checkCall(const OpSpec &op, const Sizes &sizes,
     if (!isDType(code) || !accepts(element, DType(code)))
       return cat(arg.name, " must be ",
                  element == Element::Float ? "MOERT_BF16, MOERT_F16 or MOERT_F32"
-                                           : describe(element),
+                 : element == Element::Weight
+                     ? "MOERT_BF16, MOERT_F16, MOERT_F32 or MOERT_F8E4M3"
+                     : describe(element),
                  ", got ", code);
   }
+  OperandTypes types = callTypes(op, dtypeCodes, present);
+  if (std::string e = checkScales(op, types); !e.empty())
+    return e;
+  if (std::string e = checkBlocks(op, sizes, types); !e.empty())
+    return e;
   // At run time a symbol's size comes as an argument: an attribute that
   // gives one (k) is that argument, and must be at least its minimum.
   for (size_t i = 0; i < op.attrs.size(); ++i)
@@ -595,7 +785,7 @@ std::string moert::contract::checkCall(const OpSpec &op, const Sizes &sizes,
   if (std::string e = checkAttrs(op, attrs); !e.empty())
     return e;
   if (op.rules)
-    if (std::string e = op.rules(sizes, attrs, present); !e.empty())
+    if (std::string e = op.rules(sizes, attrs, types); !e.empty())
       return e;
   return "";
 }
@@ -607,17 +797,17 @@ bool moert::contract::elementCount(const OperandSpec &operand,
     const Dim &dim = operand.dims[size_t(d)];
     int64_t extent;
     if (__builtin_mul_overflow(dim.factor, at(sizes, dim.sym), &extent) ||
-        __builtin_mul_overflow(count, extent, &count))
+        __builtin_mul_overflow(count, extent / dim.block, &count))
       return false;
   }
   return true;
 }
 
 int64_t moert::contract::workspaceBytes(const OpSpec &op, const Sizes &sizes,
-                                      DType dtype) {
+                                        const OperandTypes &types) {
   if (!op.workspace)
     return 0;
-  Linear w = op.workspace(sizes, dtype);
+  Linear w = op.workspace(sizes, types);
   int64_t bytes = moert_linear_eval_checked({w.perToken, w.constant},
                                             at(sizes, Sym::T));
   return bytes == MOERT_SIZE_OVERFLOW ? -1 : bytes;
@@ -654,15 +844,22 @@ std::string moert::contract::toJson() {
          << "\", \"summary\": \"" << o.summary << "\", \"role\": \""
          << (o.role == Role::Input ? "input" : "output")
          << "\", \"element\": \""
-         << (o.element == Element::Float ? "float"
-                                         : o.element == Element::F32 ? "f32"
-                                                                     : "i32")
+         << (o.element == Element::Float    ? "float"
+             : o.element == Element::F32    ? "f32"
+             : o.element == Element::Weight ? "weight"
+                                            : "i32")
          << "\", \"same_dtype_as\": " << o.sameDTypeAs
+         << ", \"scales\": " << o.scales
          << ", \"optional\": " << (o.optional ? "true" : "false")
          << ", \"shape\": [";
-      for (int d = 0; d < o.rank; ++d)
-        os << (d ? ", " : "") << "[\"" << symName(o.dims[size_t(d)].sym)
-           << "\", " << o.dims[size_t(d)].factor << "]";
+      for (int d = 0; d < o.rank; ++d) {
+        const Dim &dim = o.dims[size_t(d)];
+        os << (d ? ", " : "") << "[\"" << symName(dim.sym) << "\", "
+           << dim.factor;
+        if (dim.block != 1)
+          os << ", " << dim.block;
+        os << "]";
+      }
       os << "]}";
     }
     os << "],\n   \"attributes\": [";

@@ -98,7 +98,8 @@ void validate(Call &call, ArgChecker &check) {
   if (!check.ok() || !op.workspace)
     return;
   call.workspaceBytes = contract::workspaceBytes(
-      op, call.sizes, *contract::operandDType(op, 0, call.dtypeCodes));
+      op, call.sizes,
+      contract::callTypes(op, call.dtypeCodes, call.present));
   check.require(call.workspaceBytes >= 0,
                 "the size of the workspace overflows int64");
 }
@@ -221,11 +222,23 @@ int64_t workspaceQuery(const char *fn, const char *opName, Fill fill) {
       else
         call.sizes[size_t(s)] = 0;
     }
-    check.floatDtype("dtype", static_cast<moert_dtype>(call.dtypeCodes[0]));
+    // The dtypes the function takes, as an op call would check them.
+    for (const contract::AbiArg &arg : call.op.abi) {
+      if (arg.kind != contract::AbiArg::DTypeOf || !check.ok())
+        continue;
+      int32_t code = call.dtypeCodes[size_t(arg.index)];
+      check.require(contract::isDType(code) &&
+                        contract::accepts(call.op.operands[size_t(arg.index)].element,
+                                          contract::DType(code)),
+                    arg.name, " must be a dtype ",
+                    call.op.operands[size_t(arg.index)].name,
+                    " takes, got ", code);
+    }
     int64_t bytes = -1;
     if (check.ok()) {
-      bytes = contract::workspaceBytes(call.op, call.sizes,
-                                       contract::DType(call.dtypeCodes[0]));
+      bytes = contract::workspaceBytes(
+          call.op, call.sizes,
+          contract::callTypes(call.op, call.dtypeCodes, call.present));
       check.require(bytes >= 0, "the size of the workspace overflows int64");
     }
     if (!check.ok()) {
@@ -293,43 +306,70 @@ moert_status moert_topk(const float *logits, const float *bias,
 
 moert_status moert_routed_experts(const void *hidden, const int32_t *topk_ids,
                                   const float *topk_weights, const void *w13,
-                                  const void *w2, void *output, void *workspace,
-                                  moert_dtype dtype, int64_t T, int64_t H,
-                                  int64_t E, int64_t K, int64_t I) {
+                                  const void *w2, const float *w13_scale,
+                                  const float *w2_scale, void *output,
+                                  void *workspace, moert_dtype dtype,
+                                  moert_dtype weight_dtype, int64_t T,
+                                  int64_t H, int64_t E, int64_t K, int64_t I) {
   return runContractOp(
       "moert_routed_experts", "moe.routed_experts",
       [&](Call &call) {
-        call.pointers = {hidden, topk_ids, topk_weights, w13, w2, output};
+        call.pointers = {hidden, topk_ids,  topk_weights, w13,
+                         w2,     w13_scale, w2_scale,     output};
+        call.present[5] = w13_scale != nullptr;
+        call.present[6] = w2_scale != nullptr;
         call.workspace = workspace;
         call.dtype(0, dtype);
+        call.dtype(3, weight_dtype);
         call.sizes = {T, H, E, K, I};
       },
       [&](moert_context &ctx, Call &call, void *ws, std::string &error) {
-        RoutedExpertsArgs args{hidden, topk_ids, topk_weights, w13,
-                               w2,     output,   ws,  call.workspaceBytes,
-                               dtype,  T,        H,   E,
-                               K,      I};
+        RoutedExpertsArgs args{hidden,
+                               topk_ids,
+                               topk_weights,
+                               {w13, w2, w13_scale, w2_scale, weight_dtype},
+                               output,
+                               ws,
+                               call.workspaceBytes,
+                               dtype,
+                               T,
+                               H,
+                               E,
+                               K,
+                               I};
         return ctx.backend->routedExperts(args, error);
       });
 }
 
 moert_status moert_shared_experts(const void *hidden, const void *w13,
-                                  const void *w2, void *output, void *workspace,
-                                  moert_dtype dtype, int64_t T, int64_t H,
-                                  int64_t I) {
+                                  const void *w2, const float *w13_scale,
+                                  const float *w2_scale, void *output,
+                                  void *workspace, moert_dtype dtype,
+                                  moert_dtype weight_dtype, int64_t T,
+                                  int64_t H, int64_t I) {
   return runContractOp(
       "moert_shared_experts", "moe.shared_experts",
       [&](Call &call) {
-        call.pointers = {hidden, w13, w2, output};
+        call.pointers = {hidden, w13, w2, w13_scale, w2_scale, output};
+        call.present[3] = w13_scale != nullptr;
+        call.present[4] = w2_scale != nullptr;
         call.workspace = workspace;
         call.dtype(0, dtype);
+        call.dtype(1, weight_dtype);
         call.size(Sym::T, T);
         call.size(Sym::H, H);
         call.size(Sym::I, I);
       },
       [&](moert_context &ctx, Call &call, void *ws, std::string &error) {
-        SharedExpertsArgs args{hidden, w13,   w2, output, ws,
-                               call.workspaceBytes, dtype, T, H, I};
+        SharedExpertsArgs args{hidden,
+                               {w13, w2, w13_scale, w2_scale, weight_dtype},
+                               output,
+                               ws,
+                               call.workspaceBytes,
+                               dtype,
+                               T,
+                               H,
+                               I};
         return ctx.backend->sharedExperts(args, error);
       });
 }
@@ -353,20 +393,24 @@ moert_status moert_add(const void *lhs, const void *rhs, void *output,
 
 int64_t moert_routed_experts_workspace_bytes(int64_t T, int64_t H, int64_t E,
                                              int64_t K, int64_t I,
-                                             moert_dtype dtype) {
+                                             moert_dtype dtype,
+                                             moert_dtype weight_dtype) {
   return workspaceQuery("moert_routed_experts_workspace_bytes",
                         "moe.routed_experts", [&](Call &call) {
                           call.sizes = {T, H, E, K, I};
                           call.dtype(0, dtype);
+                          call.dtype(3, weight_dtype);
                         });
 }
 
 int64_t moert_shared_experts_workspace_bytes(int64_t T, int64_t H, int64_t I,
-                                             moert_dtype dtype) {
+                                             moert_dtype dtype,
+                                             moert_dtype weight_dtype) {
   return workspaceQuery("moert_shared_experts_workspace_bytes",
                         "moe.shared_experts", [&](Call &call) {
                           call.sizes = {T, H, 0, 0, I};
                           call.dtype(0, dtype);
+                          call.dtype(1, weight_dtype);
                         });
 }
 

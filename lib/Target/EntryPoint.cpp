@@ -17,16 +17,12 @@
 using namespace mlir;
 using namespace mlir::moe;
 
+/// The op contract's name of an element type ("bf16", "f8e4m3", ...).
 static FailureOr<std::string> dtypeName(Type type) {
-  if (type.isBF16())
-    return std::string("bf16");
-  if (type.isF16())
-    return std::string("f16");
-  if (type.isF32())
-    return std::string("f32");
-  if (type.isInteger(32))
-    return std::string("i32");
-  return failure();
+  std::optional<contract::DType> dtype = getDType(type);
+  if (!dtype)
+    return failure();
+  return std::string(contract::dtypeName(*dtype));
 }
 
 static llvm::json::Array shapeJson(MemRefType type) {

@@ -63,8 +63,23 @@ std::string answer(const std::string &line) {
     dtype = d->isString() ? contract::parseDType(d->string) : std::nullopt;
   if (!dtype)
     return fail("unknown dtype");
+  // Expert weights: "weight_dtype" (default: "dtype"); their block scales
+  // are present exactly for f8e4m3 unless "absent" says otherwise.
+  std::optional<contract::DType> weightDtype = dtype;
+  if (const JsonValue *d = request.get("weight_dtype"))
+    weightDtype = d->isString() ? contract::parseDType(d->string) : std::nullopt;
+  if (!weightDtype)
+    return fail("unknown weight_dtype");
   std::vector<int32_t> codes(op->operands.size(), int32_t(*dtype));
   std::vector<bool> present(op->operands.size(), true);
+  for (size_t i = 0; i < op->operands.size(); ++i) {
+    const contract::OperandSpec &o = op->operands[i];
+    if (o.element != contract::Element::Weight)
+      continue;
+    codes[i] = int32_t(*weightDtype);
+    if (o.scales >= 0)
+      present[size_t(o.scales)] = *weightDtype == contract::DType::F8E4M3;
+  }
   if (const JsonValue *absent = request.get("absent"))
     for (const JsonValue &a : absent->array)
       if (int i = op->operandIndex(a.string); i >= 0)
@@ -95,7 +110,8 @@ std::string answer(const std::string &line) {
     return fail(rule);
   std::string out = "{\"ok\": true";
   if (op->workspace) {
-    contract::Linear w = op->workspace(sizes, *dtype);
+    contract::Linear w =
+        op->workspace(sizes, contract::callTypes(*op, codes, present));
     out += ", \"workspace\": [" + std::to_string(w.perToken) + ", " +
            std::to_string(w.constant) + "]";
   }

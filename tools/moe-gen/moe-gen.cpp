@@ -119,8 +119,11 @@ static cl::opt<std::string> formOption(
 static cl::opt<std::string>
     dtypeOption("dtype",
                 cl::desc("Element type of activations and weights, overriding "
-                         "the model's torch_dtype (presets: bf16)"),
-                cl::value_desc("bf16|f16|f32"), cl::cat(moeGenCategory));
+                         "the model's torch_dtype and quantization_config "
+                         "(presets: bf16); fp8: bf16 activations and router, "
+                         "f8E4M3FN expert weights with 128x128 block scales "
+                         "(DeepSeek-V3's format)"),
+                cl::value_desc("bf16|f16|f32|fp8"), cl::cat(moeGenCategory));
 
 static cl::opt<std::string> functionNameOption(
     "function-name",
@@ -194,10 +197,13 @@ static LayerOptions parseOptions() {
   else if (formOption != "buffer")
     fatal("unknown --form '" + formOption + "' (expected buffer or tensor)");
   if (dtypeOption.getNumOccurrences()) {
-    options.dtype = parseDType(dtypeOption);
+    bool fp8 = dtypeOption == "fp8";
+    options.dtype = fp8 ? std::optional(mlir::moe::DType::BF16)
+                        : parseDType(dtypeOption);
+    options.fp8Experts = fp8;
     if (!options.dtype)
       fatal("unknown --dtype '" + dtypeOption +
-            "' (expected bf16, f16 or f32)");
+            "' (expected bf16, f16, f32 or fp8)");
   }
   if (functionNameOption.getNumOccurrences()) {
     if (!isBareIdentifier(functionNameOption))
@@ -246,8 +252,11 @@ static void writeHeader(raw_ostream &os, const ModelConfig &model,
     os << " --routed-inplace";
   if (options.form == mlir::moe::Form::Tensor)
     os << " --form tensor";
+  bool fp8 = options.fp8Experts.value_or(model.fp8Experts);
   if (options.dtype)
-    os << " --dtype " << stringifyDType(*options.dtype);
+    os << " --dtype "
+       << (*options.fp8Experts ? StringRef("fp8")
+                               : stringifyDType(*options.dtype));
   os << " : " << options.layers << (options.layers == 1 ? " layer" : " layers")
      << ", @" << functionName << "\n";
   os << "// " << oneLine(model.displayName) << ": hidden " << model.hiddenSize
@@ -268,6 +277,8 @@ static void writeHeader(raw_ostream &os, const ModelConfig &model,
   if (options.tp > 1 && sharedIntermediate > 0)
     os << " / tp " << options.tp << " = " << sharedIntermediate;
   os << ", " << stringifyDType(options.dtype.value_or(model.dtype));
+  if (fp8)
+    os << ", experts f8E4M3FN in 128x128 blocks";
   if (model.defaults != "preset")
     os << ", defaults: " << model.defaults;
   os << "\n";

@@ -457,27 +457,21 @@ bool analyzeContractOp(int64_t T, const contract::OpSpec &spec,
                        OpChecker &c, TypedOp &out) {
   size_t n = spec.operands.size();
   size_t given = op.operands.size();
-  bool hasOptional = false;
-  for (const contract::OperandSpec &operand : spec.operands)
-    hasOptional |= operand.optional;
-  bool optionalAbsent = hasOptional && given + 1 == n;
-  if (given != n && !optionalAbsent)
+  // Contract operand -> description operand (-1: absent).
+  std::vector<int> slot = contract::presentOperands(spec, given);
+  if (slot.empty())
     return c.fail("expected " + std::to_string(n) + " operands, got " +
                   std::to_string(given));
-  // Contract operand -> description operand (-1: absent).
-  std::vector<int> slot(n, -1);
   std::vector<contract::OperandInfo> infos(n);
-  for (size_t i = 0, next = 0; i < n; ++i) {
-    if (spec.operands[i].optional && optionalAbsent) {
+  for (size_t i = 0; i < n; ++i) {
+    if (slot[i] < 0) {
       infos[i].present = false;
       continue;
     }
-    slot[i] = int(next);
-    const TensorDesc &t = c.t(next);
+    const TensorDesc &t = c.t(size_t(slot[i]));
     infos[i].dtype = t.dtype;
     infos[i].typeName = dtypeName(t.dtype);
     infos[i].shape = resolveShape(t.shape, T);
-    ++next;
   }
   for (size_t i = 0; i < n; ++i)
     if (spec.operands[i].optional) {
@@ -640,14 +634,10 @@ std::vector<bool> moerun::writtenOperands(const OpDesc &op) {
       const JsonValue *v = op.attrs.get(spec->attrs[a].name);
       attrs[a].present = v && v->isBool() && v->boolean;
     }
-    bool optionalAbsent = false;
-    for (const contract::OperandSpec &operand : spec->operands)
-      optionalAbsent |= operand.optional && n + 1 == spec->operands.size();
-    for (size_t i = 0, next = 0; i < spec->operands.size() && next < n; ++i) {
-      if (spec->operands[i].optional && optionalAbsent)
-        continue;
-      written[next++] = spec->writes(int(i), attrs);
-    }
+    std::vector<int> slots = contract::presentOperands(*spec, n);
+    for (size_t i = 0; i < slots.size(); ++i)
+      if (slots[i] >= 0)
+        written[size_t(slots[i])] = spec->writes(int(i), attrs);
   } else if (op.name == "memref.copy") {
     if (n > 1)
       written[1] = true;

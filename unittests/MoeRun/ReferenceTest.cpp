@@ -101,11 +101,11 @@ struct Data {
         break;
       }
       case OpKind::RoutedExperts:
-        moert_routed_experts(p(0), (int32_t *)p(1), (float *)p(2), p(3), p(4),
-                             p(5), nullptr, t(0), T, op.H, op.E, op.K, op.I);
+        moert_routed_experts(p(0), (int32_t *)p(1), (float *)p(2), p(3), p(4), nullptr, nullptr,
+                             p(5), nullptr, t(0), t(0), T, op.H, op.E, op.K, op.I);
         break;
       case OpKind::SharedExperts:
-        moert_shared_experts(p(0), p(1), p(2), p(3), nullptr, t(0), T, op.H,
+        moert_shared_experts(p(0), p(1), p(2), nullptr, nullptr, p(3), nullptr, t(0), t(0), T, op.H,
                              op.I);
         break;
       case OpKind::Add:

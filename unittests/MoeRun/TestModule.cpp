@@ -169,11 +169,11 @@ void moe_entry(void **args, int64_t T) {
     }
     case OpKind::RoutedExperts:
       moert_routed_experts(ptr(0), static_cast<const int32_t *>(ptr(1)),
-                           static_cast<const float *>(ptr(2)), ptr(3), ptr(4),
-                           ptr(5), nullptr, dt(0), T, op.H, op.E, op.K, op.I);
+                           static_cast<const float *>(ptr(2)), ptr(3), ptr(4), nullptr, nullptr,
+                           ptr(5), nullptr, dt(0), dt(0), T, op.H, op.E, op.K, op.I);
       break;
     case OpKind::SharedExperts:
-      moert_shared_experts(ptr(0), ptr(1), ptr(2), ptr(3), nullptr, dt(0), T,
+      moert_shared_experts(ptr(0), ptr(1), ptr(2), nullptr, nullptr, ptr(3), nullptr, dt(0), dt(0), T,
                            op.H, op.I);
       break;
     case OpKind::Add:

@@ -275,11 +275,11 @@ struct AllocatedRouted {
     return true;
   }
   moert_status run(void *workspace) {
-    return moert_routed_experts(hidden, ids, weights, w13, w2, output,
-                                workspace, dtype, T, H, E, K, I);
+    return moert_routed_experts(hidden, ids, weights, w13, w2, nullptr, nullptr, output,
+                                workspace, dtype, dtype, T, H, E, K, I);
   }
   static int64_t workspaceBytes() {
-    return moert_routed_experts_workspace_bytes(T, H, E, K, I, dtype);
+    return moert_routed_experts_workspace_bytes(T, H, E, K, I, dtype, dtype);
   }
 };
 
@@ -311,11 +311,11 @@ TEST_F(RuntimeTest, SharedWorkspaceIsCountedInThePeak) {
   std::memset(w2, 0, size_t(H * I * 4));
   int64_t live = moert_current_bytes(ctx);
   moert_reset_peak(ctx);
-  ASSERT_EQ(moert_shared_experts(hidden, w13, w2, output, nullptr, MOERT_F32, T,
+  ASSERT_EQ(moert_shared_experts(hidden, w13, w2, nullptr, nullptr, output, nullptr, MOERT_F32, MOERT_F32, T,
                                  H, I),
             MOERT_SUCCESS);
   EXPECT_EQ(moert_peak_bytes(ctx),
-            live + moert_shared_experts_workspace_bytes(T, H, I, MOERT_F32));
+            live + moert_shared_experts_workspace_bytes(T, H, I, MOERT_F32, MOERT_F32));
   EXPECT_EQ(moert_current_bytes(ctx), live);
   for (void *p : {hidden, output, w13, w2})
     moert_free(p);

@@ -27,7 +27,7 @@ int moert_test_c_smoke(void) {
     return 3;
   if (lhs[3] != 7.0f)
     return 4;
-  if (moert_routed_experts_workspace_bytes(1, 8, 2, 1, 4, MOERT_BF16) !=
+  if (moert_routed_experts_workspace_bytes(1, 8, 2, 1, 4, MOERT_BF16, MOERT_BF16) !=
       moert_linear_eval(moert_routed_experts_workspace(8, 2, 1, 4, 2), 1))
     return 5;
   moert_free(lhs);

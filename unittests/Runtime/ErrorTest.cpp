@@ -205,7 +205,8 @@ TEST_F(RuntimeTest, RoutedExpertsValidateTheirArguments) {
                     const void *hidden, void *output,
                     void *workspace = nullptr) {
     return moert_routed_experts(hidden, idp, weights.data(), w13.data(),
-                                w2.data(), output, workspace,
+                                w2.data(), nullptr, nullptr, output, workspace,
+                                static_cast<moert_dtype>(dtype),
                                 static_cast<moert_dtype>(dtype), t, H, E, k, I);
   };
   EXPECT_INVALID(routed(ids.data(), MOERT_BF16, T, K, nullptr, out.data()),
@@ -230,7 +231,7 @@ TEST_F(RuntimeTest, RoutedExpertsValidateTheirArguments) {
                  "moert_routed_experts", "overlaps");
   // A misaligned workspace.
   void *workspace = moert_alloc(
-      moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_BF16) + 512);
+      moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_BF16, MOERT_BF16) + 512);
   EXPECT_INVALID(routed(ids.data(), MOERT_BF16, T, K, x.data(), out.data(),
                         static_cast<char *>(workspace) + 8),
                  "moert_routed_experts", "workspace", "aligned");
@@ -254,14 +255,14 @@ TEST_F(RuntimeTest, RoutedExpertsValidateTheirArguments) {
 
 TEST_F(RuntimeTest, SharedExpertsAndAddValidateTheirArguments) {
   std::vector<float> x(8), w13(16), w2(8), out(8);
-  EXPECT_INVALID(moert_shared_experts(x.data(), nullptr, w2.data(), out.data(),
-                                      nullptr, MOERT_F32, 2, 4, 2),
+  EXPECT_INVALID(moert_shared_experts(x.data(), nullptr, w2.data(), nullptr, nullptr, out.data(),
+                                      nullptr, MOERT_F32, MOERT_F32, 2, 4, 2),
                  "moert_shared_experts", "w13");
-  EXPECT_INVALID(moert_shared_experts(x.data(), w13.data(), nullptr, out.data(),
-                                      nullptr, MOERT_F32, 2, 4, 2),
+  EXPECT_INVALID(moert_shared_experts(x.data(), w13.data(), nullptr, nullptr, nullptr, out.data(),
+                                      nullptr, MOERT_F32, MOERT_F32, 2, 4, 2),
                  "moert_shared_experts", "w2");
-  EXPECT_INVALID(moert_shared_experts(x.data(), w13.data(), w2.data(),
-                                      out.data(), nullptr, MOERT_F32, 2, 4, -2),
+  EXPECT_INVALID(moert_shared_experts(x.data(), w13.data(), w2.data(), nullptr, nullptr,
+                                      out.data(), nullptr, MOERT_F32, MOERT_F32, 2, 4, -2),
                  "moert_shared_experts", "I");
   EXPECT_INVALID(
       moert_add(x.data(), nullptr, out.data(), MOERT_F32, 2, 4, 1.0f),
@@ -276,17 +277,18 @@ TEST_F(RuntimeTest, SharedExpertsAndAddValidateTheirArguments) {
 }
 
 TEST(WorkspaceQueryTest, RejectsBadArguments) {
-  EXPECT_EQ(moert_routed_experts_workspace_bytes(-1, 1, 1, 1, 1, MOERT_BF16),
+  EXPECT_EQ(moert_routed_experts_workspace_bytes(-1, 1, 1, 1, 1, MOERT_BF16, MOERT_BF16),
             -1);
   EXPECT_TRUE(contains(moert_last_error(), "T"));
-  EXPECT_EQ(moert_routed_experts_workspace_bytes(1, 1, 1, 1, 1, MOERT_I32), -1);
-  EXPECT_EQ(moert_shared_experts_workspace_bytes(1, 1, 1, (moert_dtype)5), -1);
+  EXPECT_EQ(moert_routed_experts_workspace_bytes(1, 1, 1, 1, 1, MOERT_I32, MOERT_I32), -1);
+  EXPECT_EQ(moert_shared_experts_workspace_bytes(1, 1, 1, (moert_dtype)5, (moert_dtype)5), -1);
   EXPECT_EQ(moert_routed_experts_workspace_bytes(int64_t(1) << 40, 7168, 256, 8,
-                                                 int64_t(1) << 30, MOERT_BF16),
+                                                 int64_t(1) << 30, MOERT_BF16, MOERT_BF16),
             -1);
   EXPECT_TRUE(contains(moert_last_error(), "overflow"));
   // DeepSeek-V3 at TP=4, 16384 tokens.
   EXPECT_EQ(moert_routed_experts_workspace_bytes(16384, 7168, 256, 8, 512,
+                                                 MOERT_BF16,
                                                  MOERT_BF16),
             16384LL * 8 * (8 + 512 * 2 + 512 * 2) + 257 * 4 + 5 * 256);
 }

@@ -327,7 +327,7 @@ struct RoutedProblem {
 
   moert_status run(const void *in, void *out, void *workspace = nullptr) {
     return moert_routed_experts(in, ids.data(), weights.data(), w13.data(),
-                                w2.data(), out, workspace, dtype, T, H, E, K,
+                                w2.data(), nullptr, nullptr, out, workspace, dtype, dtype, T, H, E, K,
                                 I);
   }
 };
@@ -382,7 +382,7 @@ TEST_F(RuntimeTest, RoutedWorkspaceHoldsTheDocumentedLayout) {
   const int64_t T = 9, H = 40, E = 5, K = 2, I = 24;
   RoutedProblem problem(MOERT_F32, T, H, E, K, I, 3);
   int64_t bytes =
-      moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_F32);
+      moert_routed_experts_workspace_bytes(T, H, E, K, I, MOERT_F32, MOERT_F32);
   void *workspace = moert_alloc(bytes);
   ASSERT_NE(workspace, nullptr);
   Buffer out(MOERT_F32, T * H);
@@ -426,7 +426,7 @@ TEST_F(RuntimeTest, WorkspaceLayoutsFitTheFormula) {
         for (moert_dtype dtype : {MOERT_BF16, MOERT_F32}) {
           int64_t E = 7, K = 3;
           int64_t bytes =
-              moert_routed_experts_workspace_bytes(T, H, E, K, I, dtype);
+              moert_routed_experts_workspace_bytes(T, H, E, K, I, dtype, dtype);
           int64_t B = bytesOf(dtype), C = std::min<int64_t>(H, 512);
           EXPECT_EQ(bytes, T * K * (8 + I * B + C * B) + (E + 1) * 4 + 5 * 256);
           void *workspace = moert_alloc(bytes);
@@ -435,7 +435,7 @@ TEST_F(RuntimeTest, WorkspaceLayoutsFitTheFormula) {
               moert::carveRoutedWorkspace(workspace, T, H, E, K, I, B);
           EXPECT_LE(layout.bytes, bytes);
           moert_free(workspace);
-          EXPECT_EQ(moert_shared_experts_workspace_bytes(T, H, I, dtype),
+          EXPECT_EQ(moert_shared_experts_workspace_bytes(T, H, I, dtype, dtype),
                     T * I * B + 256);
         }
   expectNoError();
@@ -454,8 +454,8 @@ TEST_P(DtypeTest, SharedExpertsMatchReference) {
   Buffer w2 = randomBuffer(dtype, H * I, rng, 2.0 / std::sqrt(double(I)));
   Buffer out(dtype, T * H);
   out.poison();
-  ASSERT_EQ(moert_shared_experts(hidden.data(), w13.data(), w2.data(),
-                                 out.data(), nullptr, dtype, T, H, I),
+  ASSERT_EQ(moert_shared_experts(hidden.data(), w13.data(), w2.data(), nullptr, nullptr,
+                                 out.data(), nullptr, dtype, dtype, T, H, I),
             MOERT_SUCCESS)
       << moert_last_error();
 
@@ -471,12 +471,12 @@ TEST_P(DtypeTest, SharedExpertsMatchReference) {
   // Deterministic, and the same in place.
   Buffer again(dtype, T * H), inout = hidden;
   again.poison();
-  ASSERT_EQ(moert_shared_experts(hidden.data(), w13.data(), w2.data(),
-                                 again.data(), nullptr, dtype, T, H, I),
+  ASSERT_EQ(moert_shared_experts(hidden.data(), w13.data(), w2.data(), nullptr, nullptr,
+                                 again.data(), nullptr, dtype, dtype, T, H, I),
             MOERT_SUCCESS);
   EXPECT_TRUE(again.sameBytes(out));
-  ASSERT_EQ(moert_shared_experts(inout.data(), w13.data(), w2.data(),
-                                 inout.data(), nullptr, dtype, T, H, I),
+  ASSERT_EQ(moert_shared_experts(inout.data(), w13.data(), w2.data(), nullptr, nullptr,
+                                 inout.data(), nullptr, dtype, dtype, T, H, I),
             MOERT_SUCCESS);
   EXPECT_TRUE(inout.sameBytes(out));
   expectNoError();
@@ -730,11 +730,12 @@ TEST_F(RuntimeTest, DeepSeekShapedLayerRunsQuickly) {
   ASSERT_EQ(moert_topk(logits.data(), bias.data(), ids.data(), weights.data(),
                        T, E, K, MOERT_SCORING_SIGMOID, 8, 4, 1, 2.5f),
             MOERT_SUCCESS);
-  ASSERT_EQ(moert_shared_experts(x.data(), sw13.data(), sw2.data(),
-                                 shared.data(), nullptr, dtype, T, H, I),
+  ASSERT_EQ(moert_shared_experts(x.data(), sw13.data(), sw2.data(), nullptr, nullptr,
+                                 shared.data(), nullptr, dtype, dtype, T, H, I),
             MOERT_SUCCESS);
   ASSERT_EQ(moert_routed_experts(x.data(), ids.data(), weights.data(),
-                                 w13.data(), w2.data(), routed.data(), nullptr,
+                                 w13.data(), w2.data(), nullptr, nullptr, routed.data(), nullptr,
+                                 dtype,
                                  dtype, T, H, E, K, I),
             MOERT_SUCCESS);
   ASSERT_EQ(

@@ -85,6 +85,11 @@ struct ModelConfig {
   /// Fused into moe.topk (an f32 there).
   double routedScalingFactor = 1.0;
   DType dtype = DType::BF16;
+  /// The routed and shared experts' weights are f8E4M3FN with one fp32 scale
+  /// per 128 x 128 block (config.json's quantization_config: quant_method
+  /// fp8, fmt e4m3, weight_block_size [128, 128], activation_scheme dynamic),
+  /// the activations bf16.
+  bool fp8Experts = false;
 
   /// The config fields messages name for the number of experts and the
   /// shared size (a config may say num_experts, or
@@ -115,6 +120,9 @@ struct LayerOptions {
   bool routedInplace = false;
   /// Overrides the model's element type.
   std::optional<DType> dtype;
+  /// Overrides the model's expert weight format (moe-gen's --dtype fp8:
+  /// true with a bf16 dtype; any other --dtype: false).
+  std::optional<bool> fp8Experts;
   /// The function's name; empty: defaultFunctionName(model).
   std::string functionName;
   Form form = Form::Buffer;

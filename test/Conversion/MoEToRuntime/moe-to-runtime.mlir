@@ -7,8 +7,11 @@
 // CHECK:       call @moert_gate({{.*}}) : (!llvm.ptr, i32, !llvm.ptr, i32, !llvm.ptr, i64, i64, i64) -> i32
 // CHECK:       call @moert_topk({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i32, i64, i64, i32, f32) -> i32
 // CHECK:       %[[NULL:.*]] = llvm.mlir.zero : !llvm.ptr
-// CHECK:       call @moert_routed_experts({{.*}}, %[[NULL]], {{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i64, i64, i64, i64, i64) -> i32
-// CHECK:       call @moert_shared_experts({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i64, i64, i64) -> i32
+// bf16 weights: no block scales (NULL pointers), weight_dtype = dtype.
+// CHECK:       llvm.mlir.zero
+// CHECK:       llvm.mlir.zero
+// CHECK:       call @moert_routed_experts({{.*}}, %c0_i32{{.*}}, %c0_i32{{.*}}, {{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32, i64, i64, i64, i64, i64) -> i32
+// CHECK:       call @moert_shared_experts({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i32, i64, i64, i64) -> i32
 // CHECK:       call @moert_add({{.*}}) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, i32, i64, i64, f32) -> i32
 // CHECK-NOT:   moe.
 // CHECK:       func.func private @moert_gate(!llvm.ptr, i32, !llvm.ptr, i32, !llvm.ptr, i64, i64, i64) -> i32
@@ -36,13 +39,26 @@ func.func @layer(%x: memref<?x64xbf16>, %wg: memref<8x64xbf16>, %b: memref<8xf32
 // CHECK:       memref.extract_aligned_pointer_as_index %[[ARENA]]
 // CHECK:       %[[OFF:.*]] = arith.constant 1024 : i64
 // CHECK:       %[[WS:.*]] = llvm.getelementptr %{{.*}}[%[[OFF]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-// CHECK:       call @moert_shared_experts(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[WS]],
+// CHECK:       call @moert_shared_experts(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[WS]],
 func.func @planned(%x: memref<4x64xbf16>, %sw13: memref<32x64xbf16>, %sw2: memref<64x16xbf16>) {
   %arena = memref.alloc() {moe.arena} : memref<4096xi8>
   %c0 = arith.constant 0 : index
   %sh = memref.view %arena[%c0][] : memref<4096xi8> to memref<4x64xbf16>
   moe.shared_experts ins(%x, %sw13, %sw2 : memref<4x64xbf16>, memref<32x64xbf16>, memref<64x16xbf16>) outs(%sh : memref<4x64xbf16>) {moe.workspace_offset = array<i64: 0, 1024>}
   memref.dealloc %arena : memref<4096xi8>
+  return
+}
+
+// -----
+
+// fp8 experts: the scales' pointers, and weight_dtype = 4 (f8e4m3) beside the
+// bf16 dtype (0).
+// CHECK-LABEL: func.func @fp8
+// CHECK:       call @moert_routed_experts(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %c0_i32{{.*}}, %c4_i32{{.*}}, %c4_i64
+// CHECK:       call @moert_shared_experts(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %c0_i32{{.*}}, %c4_i32{{.*}}, %c4_i64
+func.func @fp8(%x: memref<4x256xbf16>, %ids: memref<4x2xi32>, %w: memref<4x2xf32>, %w13: memref<8x256x256xf8E4M3FN>, %w2: memref<8x256x128xf8E4M3FN>, %s13: memref<8x2x2xf32>, %s2: memref<8x2x1xf32>, %sw13: memref<256x256xf8E4M3FN>, %sw2: memref<256x128xf8E4M3FN>, %ss13: memref<2x2xf32>, %ss2: memref<2x1xf32>, %r: memref<4x256xbf16>, %sh: memref<4x256xbf16>) {
+  moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<4x256xbf16>, memref<4x2xi32>, memref<4x2xf32>, memref<8x256x256xf8E4M3FN>, memref<8x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<8x2x2xf32>, memref<8x2x1xf32>) outs(%r : memref<4x256xbf16>)
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<4x256xbf16>, memref<256x256xf8E4M3FN>, memref<256x128xf8E4M3FN>) scales(%ss13, %ss2 : memref<2x2xf32>, memref<2x1xf32>) outs(%sh : memref<4x256xbf16>)
   return
 }
 

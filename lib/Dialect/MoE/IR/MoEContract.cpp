@@ -3,6 +3,7 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -23,6 +24,8 @@ std::optional<contract::DType> mlir::moe::getDType(Type type) {
     return contract::DType::F32;
   if (type.isSignlessInteger(32))
     return contract::DType::I32;
+  if (isa<Float8E4M3FNType>(type))
+    return contract::DType::F8E4M3;
   return std::nullopt;
 }
 
@@ -31,18 +34,10 @@ SmallVector<Value> mlir::moe::getContractOperands(Operation *op) {
   SmallVector<Value> values;
   if (!spec)
     return values;
-  // At most one optional operand: it is absent when one operand is missing.
-  bool allPresent = op->getNumOperands() == spec->operands.size();
-  unsigned next = 0;
-  for (const contract::OperandSpec &operand : spec->operands) {
-    if (operand.optional && !allPresent) {
-      values.push_back(Value());
-      continue;
-    }
-    values.push_back(next < op->getNumOperands() ? op->getOperand(next)
-                                                 : Value());
-    ++next;
-  }
+  // verifyContract rejects a count the contract does not allow.
+  std::vector<int> slots = contract::presentOperands(*spec, op->getNumOperands());
+  for (int slot : slots)
+    values.push_back(slot < 0 ? Value() : op->getOperand(unsigned(slot)));
   return values;
 }
 
@@ -124,6 +119,22 @@ LogicalResult mlir::moe::verifyContract(Operation *op) {
   const contract::OpSpec *spec = getContract(op);
   if (!spec)
     return op->emitOpError() << "has no op contract";
+  if (contract::presentOperands(*spec, op->getNumOperands()).empty()) {
+    std::string names;
+    size_t optional = 0;
+    for (const contract::OperandSpec &o : spec->operands)
+      if (o.optional) {
+        names += (names.empty() ? "'" : ", '") + std::string(o.name) + "'";
+        ++optional;
+      }
+    InFlightDiagnostic diag = op->emitOpError()
+                              << "expects " << spec->operands.size()
+                              << " operands";
+    if (optional)
+      diag << " (" << spec->operands.size() - optional << " without "
+           << names << ", which come together)";
+    return diag << ", got " << op->getNumOperands();
+  }
   SmallVector<Value> operands = getContractOperands(op);
   std::vector<contract::AttrValue> attrs = getContractAttrs(op);
   // One form per op: tensors throughout, or memrefs throughout.
@@ -240,9 +251,11 @@ LinearSize mlir::moe::getContractWorkspace(Operation *op) {
   if (!spec || !spec->workspace)
     return LinearSize();
   contract::Sizes sizes = getContractSizes(op);
-  Value first = getContractOperands(op).front();
-  auto type = cast<ShapedType>(first.getType());
-  std::optional<contract::DType> dtype = getDType(type.getElementType());
+  contract::OperandTypes types;
+  for (Value value : getContractOperands(op))
+    types.push_back(value ? getDType(getElementTypeOrSelf(value.getType()))
+                          : std::nullopt);
+  std::optional<contract::DType> dtype = types.front();
   int64_t tokens = sizes[size_t(contract::Sym::T)];
   auto result = [&](int64_t perToken, int64_t constant) {
     if (tokens < 0)
@@ -257,6 +270,6 @@ LinearSize mlir::moe::getContractWorkspace(Operation *op) {
   for (int s = 1; s < contract::kNumSyms; ++s)
     if (sizes[size_t(s)] < 0)
       sizes[size_t(s)] = 0; // a symbol the op does not use
-  contract::Linear w = spec->workspace(sizes, *dtype);
+  contract::Linear w = spec->workspace(sizes, types);
   return result(w.perToken, w.constant);
 }

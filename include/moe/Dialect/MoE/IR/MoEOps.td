@@ -131,10 +131,26 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts"> {
     activations of every (token, slot) pair, and one column block of the down
     projection's partial rows, combined in a fixed order without atomics.
 
+    **fp8 weights.** `w13` and `w2` may be `f8E4M3FN` (DeepSeek-V3's format)
+    with their fp32 block scales after `scales`: `w13_scale`
+    `E x 2I/128 x H/128`, `w2_scale` `E x H/128 x I/128`, one per 128 x 128
+    block; `hidden` is then bf16 and H, I are multiples of 128. The op
+    quantizes its activations itself (per token per 128 columns, scale =
+    amax / 448, docs/runtime.md), so its workspace holds them:
+    `T*(H + 4*ceil(H/128)) + T*k*(8 + I + 4*ceil(I/128) + 2*C) + (E+1)*4 +
+    2304`. Quantization inside the op keeps those buffers within its run,
+    where the memory plan sees them (docs/dialect.md says why not a
+    separate op).
+
     ```mlir
     moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x7168xbf16>,
         memref<?x8xi32>, memref<?x8xf32>, memref<256x1024x7168xbf16>,
         memref<256x7168x512xbf16>) outs(%out : memref<?x7168xbf16>)
+    moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x7168xbf16>,
+        memref<?x8xi32>, memref<?x8xf32>, memref<256x1024x7168xf8E4M3FN>,
+        memref<256x7168x512xf8E4M3FN>)
+        scales(%s13, %s2 : memref<256x8x56xf32>, memref<256x56x4xf32>)
+        outs(%out : memref<?x7168xbf16>)
     ```
   }];
   let arguments = (ins
@@ -143,6 +159,7 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts"> {
     MoE_Shaped:$topk_weights,
     MoE_Shaped:$w13,
     MoE_Shaped:$w2,
+    Variadic<MoE_Shaped>:$scales,
     MoE_Shaped:$output,
     UnitAttr:$inplace);
   let results = (outs Variadic<AnyRankedTensor>:$results);
@@ -151,6 +168,7 @@ def MoE_RoutedExpertsOp : MoE_Op<"routed_experts"> {
     `ins` `(` $hidden `,` $topk_ids `,` $topk_weights `,` $w13 `,` $w2 `:`
       type($hidden) `,` type($topk_ids) `,` type($topk_weights) `,`
       type($w13) `,` type($w2) `)`
+    (`scales` `(` $scales^ `:` type($scales) `)`)?
     `outs` `(` $output `:` type($output) `)` attr-dict (`->` type($results)^)?
   }];
 }
@@ -170,6 +188,10 @@ def MoE_SharedExpertsOp : MoE_Op<"shared_experts"> {
     Reads `hidden`, `w13`, `w2`; writes `output`, which must not be `hidden`.
     Workspace (bytes): `T*I*B + 256`, the activation `SiLU(gate)*up`.
 
+    fp8 weights as for `moe.routed_experts`: `f8E4M3FN` `w13`, `w2` with
+    `scales(w13_scale : 2I/128 x H/128, w2_scale : H/128 x I/128)`, a bf16
+    `hidden`; workspace `T*(H + 4*ceil(H/128) + I + 4*ceil(I/128)) + 1024`.
+
     ```mlir
     moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x7168xbf16>,
         memref<1024x7168xbf16>, memref<7168x512xbf16>)
@@ -180,11 +202,13 @@ def MoE_SharedExpertsOp : MoE_Op<"shared_experts"> {
     MoE_Shaped:$hidden,
     MoE_Shaped:$w13,
     MoE_Shaped:$w2,
+    Variadic<MoE_Shaped>:$scales,
     MoE_Shaped:$output);
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
     `ins` `(` $hidden `,` $w13 `,` $w2 `:` type($hidden) `,` type($w13) `,`
       type($w2) `)`
+    (`scales` `(` $scales^ `:` type($scales) `)`)?
     `outs` `(` $output `:` type($output) `)` attr-dict (`->` type($results)^)?
   }];
 }
