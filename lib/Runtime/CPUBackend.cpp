@@ -259,6 +259,11 @@ void *elementAddress(void *base, moert_dtype dtype, int64_t index) {
 
 moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
                                        std::string &error) {
+  if (a.weights.fp8()) {
+    error = "moert_routed_experts: the cpu backend does not run f8e4m3 "
+            "weights yet";
+    return MOERT_ERROR_INVALID_ARGUMENT;
+  }
   const int64_t T = a.T, H = a.H, E = a.E, K = a.K, I = a.I;
   const int64_t pairs = T * K;
 
@@ -346,7 +351,12 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
 //===----------------------------------------------------------------------===//
 
 moert_status CPUBackend::sharedExperts(const SharedExpertsArgs &a,
-                                       std::string &) {
+                                       std::string &error) {
+  if (a.weights.fp8()) {
+    error = "moert_shared_experts: the cpu backend does not run f8e4m3 "
+            "weights yet";
+    return MOERT_ERROR_INVALID_ARGUMENT;
+  }
   const int64_t T = a.T, H = a.H, I = a.I;
   void *act = carveSharedWorkspace(a.workspace);
   std::vector<float> tile(size_t(kRowTile * std::max(H, I)));
