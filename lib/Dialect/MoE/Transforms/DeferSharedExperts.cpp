@@ -53,7 +53,9 @@ static const char *whyNotDeferrable(SharedExpertsOp shared,
     return "the token count is statically 0";
   if (mayWrite(routed, shared.getHidden()))
     return "the routed experts write the hidden input";
-  if (mayWrite(routed, shared.getW13()) || mayWrite(routed, shared.getW2()))
+  if (mayWrite(routed, shared.getW13()) || mayWrite(routed, shared.getW2()) ||
+      llvm::any_of(shared.getScales(),
+                   [&](Value scale) { return mayWrite(routed, scale); }))
     return "the routed experts write a weight of the shared experts";
   Value output = getUnderlyingBuffer(shared.getOutput());
   if (usesBuffer(routed, output))

@@ -31,3 +31,12 @@ func.func @effects(%x: memref<?x64xbf16>, %wg: memref<8x64xbf16>, %b: memref<8xf
   moe.routed_experts ins(%s, %sids, %sw, %w13, %w2 : memref<16x64xbf16>, memref<16x2xi32>, memref<16x2xf32>, memref<8x32x64xbf16>, memref<8x64x16xbf16>) outs(%sr : memref<16x64xbf16>)
   return
 }
+
+// fp8 experts read their block scales; the workspace holds the quantized
+// activations: T*(H + 4*H/128) + T*k*(8 + I + 4*I/128 + 2*min(H,512)) +
+// (E+1)*4 + 8*256 = T*(256+8) + 2*T*(8+128+4+512) + 20 + 2048.
+func.func @fp8(%x: memref<?x256xbf16>, %ids: memref<?x2xi32>, %w: memref<?x2xf32>, %w13: memref<4x256x256xf8E4M3FN>, %w2: memref<4x256x128xf8E4M3FN>, %s13: memref<4x2x2xf32>, %s2: memref<4x2x1xf32>, %r: memref<?x256xbf16>) {
+  // CHECK: remark: effects: read operand #0; read operand #1; read operand #2; read operand #3; read operand #4; read operand #5; read operand #6; write operand #7; workspace: 1568*T + 2068 bytes
+  moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%r : memref<?x256xbf16>)
+  return
+}

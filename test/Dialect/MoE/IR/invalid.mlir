@@ -573,3 +573,76 @@ func.func @bad_name(%x: memref<4xf32> {moe.name = 3 : i32}) {
 func.func @unknown_arg_attr(%x: memref<4xf32> {moe.size = 3 : i32}) {
   return
 }
+
+// -----
+
+// fp8 weights: each rule of the contract, once.
+func.func @fp8_missing_scales(%x: memref<?x256xbf16>, %sw13: memref<256x256xf8E4M3FN>, %sw2: memref<256x128xf8E4M3FN>, %o: memref<?x256xbf16>) {
+  // expected-error @+1 {{'w13' is f8E4M3FN and needs its block scales 'w13_scale'}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xbf16>, memref<256x256xf8E4M3FN>, memref<256x128xf8E4M3FN>) outs(%o : memref<?x256xbf16>)
+  return
+}
+
+// -----
+
+func.func @fp8_one_scale(%x: memref<?x256xbf16>, %sw13: memref<256x256xf8E4M3FN>, %sw2: memref<256x128xf8E4M3FN>, %s: memref<2x2xf32>, %o: memref<?x256xbf16>) {
+  // expected-error @+1 {{expects 6 operands (4 without 'w13_scale', 'w2_scale', which come together), got 5}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xbf16>, memref<256x256xf8E4M3FN>, memref<256x128xf8E4M3FN>) scales(%s : memref<2x2xf32>) outs(%o : memref<?x256xbf16>)
+  return
+}
+
+// -----
+
+func.func @fp8_scales_for_bf16(%x: memref<?x256xbf16>, %sw13: memref<256x256xbf16>, %sw2: memref<256x128xbf16>, %s13: memref<2x2xf32>, %s2: memref<2x1xf32>, %o: memref<?x256xbf16>) {
+  // expected-error @+1 {{'w13_scale' is given but 'w13' is bf16; block scales belong to f8E4M3FN weights}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xbf16>, memref<256x256xbf16>, memref<256x128xbf16>) scales(%s13, %s2 : memref<2x2xf32>, memref<2x1xf32>) outs(%o : memref<?x256xbf16>)
+  return
+}
+
+// -----
+
+func.func @fp8_block_does_not_divide(%x: memref<?x200xbf16>, %sw13: memref<256x200xf8E4M3FN>, %sw2: memref<200x128xf8E4M3FN>, %s13: memref<2x2xf32>, %s2: memref<2x1xf32>, %o: memref<?x200xbf16>) {
+  // expected-error @+1 {{'w13_scale' holds one scale per 128 x 128 block of 'w13', so its hidden size (200) must be a multiple of 128}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x200xbf16>, memref<256x200xf8E4M3FN>, memref<200x128xf8E4M3FN>) scales(%s13, %s2 : memref<2x2xf32>, memref<2x1xf32>) outs(%o : memref<?x200xbf16>)
+  return
+}
+
+// -----
+
+func.func @fp8_scale_shape(%x: memref<?x256xbf16>, %ids: memref<?x2xi32>, %w: memref<?x2xf32>, %w13: memref<4x256x256xf8E4M3FN>, %w2: memref<4x256x128xf8E4M3FN>, %s13: memref<4x2x2xf32>, %s2: memref<4x2x2xf32>, %r: memref<?x256xbf16>) {
+  // expected-error @+1 {{'w2_scale' must have one scale per block: dimension 2 is 2, expected 1 (128 / 128)}}
+  moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x2xf32>) outs(%r : memref<?x256xbf16>)
+  return
+}
+
+// -----
+
+func.func @fp8_mixed_weights(%x: memref<?x256xbf16>, %ids: memref<?x2xi32>, %w: memref<?x2xf32>, %w13: memref<4x256x256xf8E4M3FN>, %w2: memref<4x256x128xbf16>, %s13: memref<4x2x2xf32>, %s2: memref<4x2x1xf32>, %r: memref<?x256xbf16>) {
+  // expected-error @+1 {{'w2_scale' is given but 'w2' is bf16; block scales belong to f8E4M3FN weights}}
+  moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xbf16>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%r : memref<?x256xbf16>)
+  return
+}
+
+// -----
+
+func.func @fp8_f32_hidden(%x: memref<?x256xf32>, %sw13: memref<256x256xf8E4M3FN>, %sw2: memref<256x128xf8E4M3FN>, %s13: memref<2x2xf32>, %s2: memref<2x1xf32>, %o: memref<?x256xf32>) {
+  // expected-error @+1 {{f8E4M3FN weights need a bf16 'hidden' (activations are quantized from bf16), got f32}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xf32>, memref<256x256xf8E4M3FN>, memref<256x128xf8E4M3FN>) scales(%s13, %s2 : memref<2x2xf32>, memref<2x1xf32>) outs(%o : memref<?x256xf32>)
+  return
+}
+
+// -----
+
+func.func @fp8_hidden(%x: memref<?x256xf8E4M3FN>, %sw13: memref<256x256xf8E4M3FN>, %sw2: memref<256x128xf8E4M3FN>, %s13: memref<2x2xf32>, %s2: memref<2x1xf32>, %o: memref<?x256xf8E4M3FN>) {
+  // expected-error @+1 {{'hidden' must have element type bf16, f16 or f32, got 'f8E4M3FN'}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xf8E4M3FN>, memref<256x256xf8E4M3FN>, memref<256x128xf8E4M3FN>) scales(%s13, %s2 : memref<2x2xf32>, memref<2x1xf32>) outs(%o : memref<?x256xf8E4M3FN>)
+  return
+}
+
+// -----
+
+func.func @fp8_e5m2(%x: memref<?x256xbf16>, %sw13: memref<256x256xf8E5M2>, %sw2: memref<256x128xf8E5M2>, %s13: memref<2x2xf32>, %s2: memref<2x1xf32>, %o: memref<?x256xbf16>) {
+  // expected-error @+1 {{'w13' must have element type bf16, f16, f32 or f8E4M3FN, got 'f8E5M2'}}
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xbf16>, memref<256x256xf8E5M2>, memref<256x128xf8E5M2>) scales(%s13, %s2 : memref<2x2xf32>, memref<2x1xf32>) outs(%o : memref<?x256xbf16>)
+  return
+}

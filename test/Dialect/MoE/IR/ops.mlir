@@ -57,3 +57,17 @@ func.func @f16(%x: memref<3x8xf16>, %w13: memref<4x8xf16>, %w2: memref<8x2xf16>,
   moe.shared_experts ins(%x, %w13, %w2 : memref<3x8xf16>, memref<4x8xf16>, memref<8x2xf16>) outs(%out : memref<3x8xf16>)
   return
 }
+
+// fp8 experts (DeepSeek-V3's format): f8E4M3FN weights and their fp32
+// 128 x 128 block scales.
+// CHECK-LABEL: func.func @fp8
+// CHECK: moe.routed_experts ins({{.*}} : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%{{.*}}, %{{.*}} : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%{{.*}} : memref<?x256xbf16>)
+// CHECK: moe.shared_experts ins({{.*}}) scales(%{{.*}}, %{{.*}} : memref<2x2xf32>, memref<2x1xf32>) outs(
+// CHECK: moe.routed_experts inplace ins({{.*}}) scales({{.*}}) outs(
+// GENERIC: "moe.routed_experts"
+func.func @fp8(%x: memref<?x256xbf16>, %ids: memref<?x2xi32>, %w: memref<?x2xf32>, %w13: memref<4x256x256xf8E4M3FN>, %w2: memref<4x256x128xf8E4M3FN>, %s13: memref<4x2x2xf32>, %s2: memref<4x2x1xf32>, %sw13: memref<256x256xf8E4M3FN>, %sw2: memref<256x128xf8E4M3FN>, %ss13: memref<2x2xf32>, %ss2: memref<2x1xf32>, %r: memref<?x256xbf16>, %sh: memref<?x256xbf16>) {
+  moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%r : memref<?x256xbf16>)
+  moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xbf16>, memref<256x256xf8E4M3FN>, memref<256x128xf8E4M3FN>) scales(%ss13, %ss2 : memref<2x2xf32>, memref<2x1xf32>) outs(%sh : memref<?x256xbf16>)
+  moe.routed_experts inplace ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%x : memref<?x256xbf16>)
+  return
+}
