@@ -6,10 +6,12 @@
 // algorithm as the GPU kernels (group the (token, slot) pairs by expert,
 // gather, per-expert GEMMs, combine one column block at a time in slot order),
 // on the same workspace layout, with row tiles so it is reasonably fast.
+// f8e4m3 expert weights (the fp8 numerics contract) run in CPUFp8.cpp.
 //
 //===----------------------------------------------------------------------===//
 
 #include "Backend.h"
+#include "CPUFp8.h"
 #include "Numerics.h"
 
 #include <algorithm>
@@ -259,11 +261,6 @@ void *elementAddress(void *base, moert_dtype dtype, int64_t index) {
 
 moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
                                        std::string &error) {
-  if (a.weights.fp8()) {
-    error = "moert_routed_experts: the cpu backend does not run f8e4m3 "
-            "weights yet";
-    return MOERT_ERROR_INVALID_ARGUMENT;
-  }
   const int64_t T = a.T, H = a.H, E = a.E, K = a.K, I = a.I;
   const int64_t pairs = T * K;
 
@@ -281,6 +278,8 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
       return MOERT_ERROR_INVALID_ARGUMENT;
     }
   }
+  if (a.weights.fp8()) // f8e4m3 weights with block scales (CPUFp8.cpp)
+    return cpuRoutedExpertsFp8(a, error);
 
   RoutedWorkspaceLayout ws =
       carveRoutedWorkspace(a.workspace, T, H, E, K, I, dtypeBytes(a.dtype));
@@ -352,11 +351,8 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
 
 moert_status CPUBackend::sharedExperts(const SharedExpertsArgs &a,
                                        std::string &error) {
-  if (a.weights.fp8()) {
-    error = "moert_shared_experts: the cpu backend does not run f8e4m3 "
-            "weights yet";
-    return MOERT_ERROR_INVALID_ARGUMENT;
-  }
+  if (a.weights.fp8()) // f8e4m3 weights with block scales (CPUFp8.cpp)
+    return cpuSharedExpertsFp8(a, error);
   const int64_t T = a.T, H = a.H, I = a.I;
   void *act = carveSharedWorkspace(a.workspace);
   std::vector<float> tile(size_t(kRowTile * std::max(H, I)));

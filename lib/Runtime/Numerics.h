@@ -3,7 +3,9 @@
 //
 // The CPU backend is the numerics oracle, so every rounding is spelled out
 // here: float -> bf16/f16 rounds to nearest, ties to even (NaN stays NaN,
-// overflow gives infinity); bf16/f16 -> float is exact. Header-only so the
+// overflow gives infinity); bf16/f16 -> float is exact. float -> e4m3 (the
+// format of fp8 expert weights and quantized activations) rounds to nearest
+// even and saturates to +-448; e4m3 -> float is exact. Header-only so the
 // unit tests check exactly these functions.
 //
 //===----------------------------------------------------------------------===//
@@ -87,6 +89,60 @@ inline uint16_t floatToF16(float f) {
   if (rest > half || (rest == half && (h & 1u)))
     ++h; // may become the smallest normal (0x400): correct encoding
   return uint16_t(sign | h);
+}
+
+/// float -> e4m3 (f8E4M3FN: 1 sign, 4 exponent bits with bias 7, 3 mantissa
+/// bits; no infinities; 0x7f / 0xff are NaN; largest finite 448 = 0x7e;
+/// subnormals are m * 2^-9). Rounds to nearest even and saturates to +-448,
+/// like PTX cvt.rn.satfinite.e4m3x2.f32: every magnitude >= 448, infinity
+/// included, gives +-448; NaN gives 0x7f.
+inline uint8_t floatToE4m3(float f) {
+  uint32_t b = floatBits(f);
+  uint8_t sign = uint8_t((b >> 24) & 0x80u);
+  uint32_t magnitude = b & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) // NaN
+    return 0x7f;
+  if (magnitude >= 0x43e00000u) // >= 448 = 1.75 * 2^8, infinity included
+    return uint8_t(sign | 0x7eu);
+  int32_t exponent = int32_t(magnitude >> 23) - 127;
+  uint32_t mantissa = magnitude & 0x7fffffu;
+  if (exponent >= -6) {
+    // Normal in e4m3: keep 3 of 23 mantissa bits, round the other 20. A
+    // carry bumps the exponent, which is right; below 448 the result is at
+    // most 0x7e.
+    uint32_t q = (uint32_t(exponent + 7) << 3) | (mantissa >> 20);
+    uint32_t rest = mantissa & 0xfffffu;
+    if (rest > 0x80000u || (rest == 0x80000u && (q & 1u)))
+      ++q;
+    return uint8_t(sign | q);
+  }
+  // Subnormal (or zero) in e4m3: units of 2^-9. Below 2^-10 (half a unit),
+  // float zeros and subnormals included, the value rounds to zero.
+  if (exponent < -10)
+    return sign;
+  // The value is full * 2^(exponent - 23), i.e. full >> (14 - exponent)
+  // units; the shift is 21..24.
+  uint32_t full = mantissa | 0x800000u;
+  int32_t shift = 14 - exponent;
+  uint32_t q = full >> shift;
+  uint32_t rest = full & ((1u << shift) - 1u);
+  uint32_t half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (q & 1u)))
+    ++q; // may become the smallest normal (0x08): the right encoding
+  return uint8_t(sign | q);
+}
+
+/// e4m3 (f8E4M3FN) -> float, exact; 0x7f / 0xff give a quiet NaN.
+inline float e4m3ToFloat(uint8_t v) {
+  uint32_t sign = uint32_t(v & 0x80u) << 24;
+  uint32_t exponent = (v >> 3) & 0xfu, mantissa = v & 7u;
+  if (exponent == 15 && mantissa == 7)
+    return bitsToFloat(sign | 0x7fc00000u);
+  if (exponent == 0) { // mantissa * 2^-9, exact
+    float magnitude = float(mantissa) * 0x1p-9f;
+    return sign ? -magnitude : magnitude;
+  }
+  return bitsToFloat(sign | ((exponent + 120) << 23) | (mantissa << 20));
 }
 
 /// Rounds a float to `dtype` and back (the value a store then load gives).
