@@ -110,8 +110,60 @@ uint16_t moerun::doubleToF16(double value) {
   return uint16_t(sign | uint16_t((exponent + 14) << 10) | uint16_t(mantissa));
 }
 
+namespace {
+double e4m3ToDoubleSlow(uint8_t bits) {
+  int exponent = (bits >> 3) & 0xf, mantissa = bits & 7;
+  double value;
+  if (exponent == 15 && mantissa == 7)
+    value = std::numeric_limits<double>::quiet_NaN();
+  else if (exponent == 0)
+    value = std::ldexp(double(mantissa), -9); // subnormal
+  else
+    value = std::ldexp(double(8 + mantissa), exponent - 10);
+  return bits & 0x80 ? -value : value;
+}
+
+struct E4M3Table {
+  double values[256];
+  E4M3Table() {
+    for (uint32_t b = 0; b < 256; ++b)
+      values[b] = e4m3ToDoubleSlow(uint8_t(b));
+  }
+};
+} // namespace
+
+double moerun::e4m3ToDouble(uint8_t bits) {
+  static const E4M3Table table; // thread-safe initialization
+  return table.values[bits];
+}
+
+uint8_t moerun::doubleToE4M3(double value) {
+  if (std::isnan(value))
+    return 0x7f;
+  uint8_t sign = std::signbit(value) ? 0x80 : 0;
+  double a = std::fabs(value);
+  if (a >= kE4M3Max) // saturate (no infinities; 480 would be the NaN code)
+    return uint8_t(sign | 0x7e);
+  if (a == 0)
+    return sign;
+  // 4 significant bits; the smallest normal 2^-6 has frexp exponent -5, so
+  // below it the spacing stays 2^-9 (subnormals).
+  double r = roundSignificand(a, 4, -5);
+  if (r == 0)
+    return sign;
+  int exponent;
+  std::frexp(r, &exponent); // r = m * 2^exponent, m in [0.5, 1); r <= 448
+  if (exponent < -5)        // subnormal: r = mantissa * 2^-9
+    return uint8_t(sign | uint8_t(std::ldexp(r, 9)));
+  // Normal: biased exponent exponent + 6, mantissa r * 2^(4 - exponent) - 8.
+  int mantissa = int(std::ldexp(r, 4 - exponent)) - 8;
+  return uint8_t(sign | uint8_t((exponent + 6) << 3) | uint8_t(mantissa));
+}
+
 double moerun::loadElement(const void *data, DType dtype, int64_t index) {
   switch (dtype) {
+  case DType::F8E4M3:
+    return e4m3ToDouble(static_cast<const uint8_t *>(data)[index]);
   case DType::BF16:
     return bf16ToDouble(static_cast<const uint16_t *>(data)[index]);
   case DType::F16:
@@ -127,6 +179,9 @@ double moerun::loadElement(const void *data, DType dtype, int64_t index) {
 void moerun::storeElement(void *data, DType dtype, int64_t index,
                           double value) {
   switch (dtype) {
+  case DType::F8E4M3:
+    static_cast<uint8_t *>(data)[index] = doubleToE4M3(value);
+    return;
   case DType::BF16:
     static_cast<uint16_t *>(data)[index] = doubleToBF16(value);
     return;
@@ -185,6 +240,58 @@ uint64_t moerun::streamKey(uint64_t seed, std::string_view name) {
   return splitmix64(seed, 0) ^ fnv1a64(name.data(), name.size());
 }
 
+namespace {
+/// Element i of Normal(stddev) on stream `key`. Irwin-Hall: the sum of 4
+/// uniforms has mean 2 and variance 1/3. Plain arithmetic (no libm), so the
+/// bits are the same everywhere.
+double normalValue(uint64_t key, int64_t i, double stddev) {
+  double sum = 0;
+  for (uint64_t j = 0; j < 4; ++j)
+    sum += uniformOf(splitmix64(key, uint64_t(i) * 4 + j));
+  return (sum - 2.0) * 1.7320508075688772 * stddev;
+}
+
+int64_t blocksOf(int64_t n, int64_t block) {
+  return block > 0 ? (n + block - 1) / block : 0;
+}
+
+/// Xored into a weight's key for the stream of its fp8 block multipliers.
+constexpr uint64_t kFp8BlockStream = 0x6670386d756c7469ULL; // "fp8multi"
+
+} // namespace
+
+double moerun::fp8WouldBeWeight(const Distribution &dist, uint64_t key,
+                                int64_t index) {
+  // The block's multiplier, uniform in [0.4, 1.6], on a stream of its own.
+  const int64_t RB = blocksOf(dist.rows, dist.block);
+  const int64_t CB = blocksOf(dist.cols, dist.block);
+  int64_t matrix = index / (dist.rows * dist.cols);
+  int64_t r = index / dist.cols % dist.rows, c = index % dist.cols;
+  int64_t blockIndex = (matrix * RB + r / dist.block) * CB + c / dist.block;
+  double multiplier =
+      0.4 + 1.2 * uniformOf(splitmix64(key ^ kFp8BlockStream,
+                                       uint64_t(blockIndex)));
+  return bf16ToDouble(
+      doubleToBF16(normalValue(key, index, dist.stddev * multiplier)));
+}
+
+float moerun::fp8BlockScale(const Distribution &dist, uint64_t key,
+                            int64_t matrix, int64_t rowBlock,
+                            int64_t colBlock) {
+  int64_t r0 = rowBlock * dist.block, c0 = colBlock * dist.block;
+  int64_t r1 = std::min(dist.rows, r0 + dist.block);
+  int64_t c1 = std::min(dist.cols, c0 + dist.block);
+  float amax = 0; // bf16 values: exact in float
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = c0; c < c1; ++c) {
+      int64_t index = (matrix * dist.rows + r) * dist.cols + c;
+      amax = std::max(amax,
+                      float(std::fabs(fp8WouldBeWeight(dist, key, index))));
+    }
+  // fp32 division, as the checkpoint's quantizer (and fp8 rule 1) has it.
+  return std::max(amax, 1e-10f) / float(kE4M3Max);
+}
+
 void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
                        const Distribution &dist, uint64_t key) {
   using Kind = Distribution::Kind;
@@ -221,18 +328,43 @@ void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
     }
     return;
   }
+  if (dist.kind == Kind::Fp8Weight) {
+    // Row band by row band: the scales of a band's blocks first.
+    const int64_t RB = blocksOf(dist.rows, dist.block);
+    const int64_t CB = blocksOf(dist.cols, dist.block);
+    std::vector<float> scales(static_cast<size_t>(CB));
+    int64_t cachedBand = -1;
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t m = i / (dist.rows * dist.cols);
+      int64_t r = i / dist.cols % dist.rows, c = i % dist.cols;
+      int64_t band = m * RB + r / dist.block;
+      if (band != cachedBand) {
+        for (int64_t b = 0; b < CB; ++b)
+          scales[size_t(b)] = fp8BlockScale(dist, key, m, r / dist.block, b);
+        cachedBand = band;
+      }
+      // fp32 division, then one rounding to e4m3 (storeElement).
+      float q = float(fp8WouldBeWeight(dist, key, i)) /
+                scales[size_t(c / dist.block)];
+      storeElement(data, dtype, i, double(q));
+    }
+    return;
+  }
+  if (dist.kind == Kind::Fp8Scale) {
+    const int64_t RB = blocksOf(dist.rows, dist.block);
+    const int64_t CB = blocksOf(dist.cols, dist.block);
+    for (int64_t i = begin; i < end; ++i)
+      storeElement(data, dtype, i,
+                   double(fp8BlockScale(dist, key, i / (RB * CB),
+                                        i / CB % RB, i % CB)));
+    return;
+  }
   for (int64_t i = begin; i < end; ++i) {
     double value = 0;
     switch (dist.kind) {
-    case Kind::Normal: {
-      // Irwin-Hall: the sum of 4 uniforms has mean 2 and variance 1/3.
-      // Plain arithmetic (no libm), so the bits are the same everywhere.
-      double sum = 0;
-      for (uint64_t j = 0; j < 4; ++j)
-        sum += uniformOf(splitmix64(key, uint64_t(i) * 4 + j));
-      value = (sum - 2.0) * 1.7320508075688772 * dist.stddev;
+    case Kind::Normal:
+      value = normalValue(key, i, dist.stddev);
       break;
-    }
     case Kind::Uniform:
       value = dist.low +
               (dist.high - dist.low) * uniformOf(splitmix64(key, uint64_t(i)));
@@ -248,8 +380,16 @@ void moerun::fill(void *data, DType dtype, int64_t count,
                   const Distribution &dist, uint64_t key, unsigned threads) {
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
-  // Below ~1M elements threads cost more than they save.
-  int64_t chunks = std::min<int64_t>(threads, count / (1 << 20) + 1);
+  // Below ~1M draws threads cost more than they save. An fp8 weight draws
+  // each element twice (its block's scale, then its code); a block scale a
+  // whole block.
+  int64_t work = count;
+  if (dist.kind == Distribution::Kind::Fp8Weight)
+    work = count * 2;
+  else if (dist.kind == Distribution::Kind::Fp8Scale)
+    work = count * dist.block * dist.block;
+  int64_t chunks =
+      std::min<int64_t>({int64_t(threads), work / (1 << 20) + 1, count});
   if (dist.kind == Distribution::Kind::DistinctIds)
     chunks = 1; // rows are shuffled whole
   if (chunks <= 1) {

@@ -160,7 +160,8 @@ struct Reader {
       return false;
     if (!parseDType(dt, out.dtype))
       return fail(where + ".dtype", "unknown dtype " + jsonQuote(dt) +
-                                        " (expected bf16, f16, f32 or i32)");
+                                        " (expected bf16, f16, f32, i32 or "
+                                        "f8e4m3)");
     const JsonValue *shape = v.get("shape");
     if (!shape)
       return fail(where, "missing \"shape\"");
@@ -571,11 +572,24 @@ bool analyzeContractOp(int64_t T, const contract::OpSpec &spec,
     out.topkGroup = attr("topk_group")->i;
     out.renormalize = attr("renormalize")->present;
     out.routedScalingFactor = attr("routed_scaling_factor")->f;
-  } else if (op.name == "moe.routed_experts") {
-    out.kind = OpKind::RoutedExperts;
-    out.inplace = attr("inplace")->present;
-  } else if (op.name == "moe.shared_experts") {
-    out.kind = OpKind::SharedExperts;
+  } else if (op.name == "moe.routed_experts" ||
+             op.name == "moe.shared_experts") {
+    bool routed = op.name == "moe.routed_experts";
+    out.kind = routed ? OpKind::RoutedExperts : OpKind::SharedExperts;
+    if (routed)
+      out.inplace = attr("inplace")->present;
+    auto at = [&](const char *name) {
+      return slot[size_t(spec.operandIndex(name))];
+    };
+    out.hidden = at("hidden");
+    out.w13 = at("w13");
+    out.w2 = at("w2");
+    out.w13Scale = at("w13_scale");
+    out.w2Scale = at("w2_scale");
+    out.output = at("output");
+    // checkOperands has checked that the scales come exactly with f8e4m3
+    // weights.
+    out.fp8 = c.t(size_t(out.w13)).dtype == DType::F8E4M3;
   } else if (op.name == "moe.add") {
     out.kind = OpKind::Add;
     out.scale = attr("scale")->f;

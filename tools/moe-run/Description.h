@@ -133,6 +133,13 @@ struct TypedOp {
   double routedScalingFactor = 1.0;
   // routed_experts
   bool inplace = false;
+  // routed_experts, shared_experts: where the hidden, the weights, their
+  // block scales (-1: absent) and the output are in `operands` (the
+  // description lists the present operands only), and whether the weights
+  // are f8e4m3 with fp32 block scales (the fp8 numerics contract,
+  // kernels/moe_kernels.h).
+  int hidden = 0, w13 = -1, w2 = -1, w13Scale = -1, w2Scale = -1, output = -1;
+  bool fp8 = false;
   // add
   double scale = 1.0;
 };

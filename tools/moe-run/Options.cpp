@@ -27,7 +27,8 @@ options:
   --check                 compare every op with moe-run's reference on the
                           op's own inputs, and the data flow between ops
   --tolerance X           max_rel_err allowed of any op by --check (default
-                          by its output dtype: bf16 5e-2, f16 6e-3, f32 1e-4)
+                          by its output dtype: bf16 5e-2, f16 6e-3, f32 1e-4;
+                          expert ops with fp8 weights 0.2)
   --check-finite          fail if the output has NaN or Inf
   --memory-limit BYTES    runtime memory limit over arguments and
                           intermediates (suffixes K M G T, Ki Mi Gi Ti;

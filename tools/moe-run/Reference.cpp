@@ -17,9 +17,12 @@
 using namespace moerun;
 using namespace moerun::detail;
 
-double moerun::defaultTolerance(DType dtype, int64_t layers) {
+double moerun::defaultTolerance(DType dtype, int64_t layers, bool fp8) {
   double base = 0;
   switch (dtype) {
+  case DType::F8E4M3: // storage of weights only, never an op's output
+    base = 0;
+    break;
   case DType::BF16:
     base = 5e-2;
     break;
@@ -33,9 +36,18 @@ double moerun::defaultTolerance(DType dtype, int64_t layers) {
     base = 0;
     break;
   }
+  if (fp8)
+    base += kFp8ActCodeTolerance;
   for (int64_t l = 1; l < layers; ++l)
     base *= kLayerGrowth;
   return base;
+}
+
+bool moerun::hasFp8Experts(const std::vector<TypedOp> &ops) {
+  for (const TypedOp &op : ops)
+    if (op.fp8)
+      return true;
+  return false;
 }
 
 int64_t moerun::countLayers(const std::vector<TypedOp> &ops) {

@@ -128,6 +128,35 @@ void loadRow(const void *data, DType dtype, int64_t offset, int64_t n,
       out[i] = p[i];
     return;
   }
+  case DType::F8E4M3: {
+    const uint8_t *p = static_cast<const uint8_t *>(data) + offset;
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = e4m3ToDouble(p[i]);
+    return;
+  }
+  }
+}
+
+void quantizeFp8Groups(const double *v, int64_t n, double *out,
+                       float *scales) {
+  // fp32 throughout, as the contract has it: the value as a float, the
+  // group's amax, s = fmaxf(amax, 1e-10f) / 448.0f and a / s are IEEE fp32
+  // divisions (float operands, float result; never a reciprocal), then one
+  // rounding to e4m3 (nearest even, saturating).
+  for (int64_t g0 = 0; g0 < n; g0 += kFp8Block) {
+    int64_t g1 = std::min(n, g0 + kFp8Block);
+    float amax = 0;
+    for (int64_t i = g0; i < g1; ++i)
+      amax = std::max(amax, std::fabs(float(v[i]))); // NaN: skipped (fmaxf)
+    const float s = std::max(amax, 1e-10f) / 448.0f;
+    for (int64_t i = g0; i < g1; ++i) {
+      const float a = float(v[i]);
+      const float quotient = a / s;
+      // code * s is exact in double (4 and 24 significant bits).
+      out[i] = e4m3ToDouble(doubleToE4M3(double(quotient))) * double(s);
+    }
+    if (scales)
+      scales[g0 / kFp8Block] = s;
   }
 }
 
@@ -157,12 +186,13 @@ bool Interpreter::classify(std::string &error) {
         global = {1};
       break;
     case OpKind::RoutedExperts:
-      perToken = {0, 1, 2, 5};
-      global = {3, 4};
-      break;
     case OpKind::SharedExperts:
-      perToken = {0, 3};
-      global = {1, 2};
+      perToken = {size_t(op.hidden), size_t(op.output)};
+      if (op.kind == OpKind::RoutedExperts)
+        perToken.insert(perToken.end(), {1, 2}); // topk_ids, topk_weights
+      for (int w : {op.w13, op.w2, op.w13Scale, op.w2Scale})
+        if (w >= 0)
+          global.push_back(size_t(w));
       break;
     case OpKind::Add:
       perToken = {0, 1, 2};
@@ -490,7 +520,7 @@ bool Interpreter::runToken(int64_t t, std::vector<Variant> &variants,
   variants.clear();
   variants.push_back(std::move(start));
 
-  std::vector<double> row, act, acc;
+  std::vector<double> row, act, acc, xq;
   for (size_t i = 0; i < ops.size(); ++i) {
     const TypedOp &op = ops[i];
     auto slot = [&](size_t operand) { return slotOf(op.operands[operand]); };
@@ -536,14 +566,40 @@ bool Interpreter::runToken(int64_t t, std::vector<Variant> &variants,
       case OpKind::RoutedExperts:
       case OpKind::SharedExperts: {
         bool routed = op.kind == OpKind::RoutedExperts;
-        const double *x = rowOf(0);
+        const double *x = rowOf(size_t(op.hidden));
         int64_t H = op.H, I = op.I, K = routed ? op.K : 1;
-        const void *w13 = globalData[i][routed ? 3 : 1];
-        const void *w2 = globalData[i][routed ? 4 : 2];
-        DType wt = type(routed ? 3 : 1);
+        const void *w13 = globalData[i][size_t(op.w13)];
+        const void *w2 = globalData[i][size_t(op.w2)];
+        DType wt = type(size_t(op.w13));
+        DType outType = type(size_t(op.output));
         acc.assign(size_t(H), 0.0);
         act.resize(static_cast<size_t>(I));
         row.resize(size_t(std::max(H, I)));
+        // fp8: the hidden quantized once (rule 1), as dequantized values.
+        if (op.fp8) {
+          xq.resize(size_t(H));
+          quantizeFp8Groups(x, H, xq.data());
+          x = xq.data();
+        }
+        // A weight row, dequantized (fp8: code * its block's scale, exact).
+        const int64_t B = kFp8Block;
+        auto weightRow = [&](const void *w, int scalesOperand, int64_t rows,
+                             int64_t cols, int64_t e, int64_t n) {
+          loadRow(w, wt, (e * rows + n) * cols, cols, row.data());
+          if (!op.fp8)
+            return;
+          const float *scale =
+              static_cast<const float *>(globalData[i][size_t(scalesOperand)]);
+          int64_t rowBlocks = (rows + B - 1) / B;
+          int64_t colBlocks = (cols + B - 1) / B;
+          const float *s = scale + (e * rowBlocks + n / B) * colBlocks;
+          for (int64_t k = 0; k < cols; ++k)
+            row[size_t(k)] *= double(s[k / B]);
+        };
+        // The fp8 combine (rule 4): partials rounded to the output's bf16,
+        // then sum_j fp32(topk_weight * partial) in slot order, each
+        // product and sum rounded to fp32 (double then float: exact
+        // products, correctly rounded sums).
         for (int64_t j = 0; j < K; ++j) {
           int64_t e = 0;
           double weight = 1.0;
@@ -559,21 +615,31 @@ bool Interpreter::runToken(int64_t t, std::vector<Variant> &variants,
             e = int64_t(id);
           }
           for (int64_t k = 0; k < I; ++k) {
-            loadRow(w13, wt, (e * 2 * I + k) * H, H, row.data());
+            weightRow(w13, op.w13Scale, 2 * I, H, e, k);
             double g = dot(x, row.data(), H);
-            loadRow(w13, wt, (e * 2 * I + I + k) * H, H, row.data());
+            weightRow(w13, op.w13Scale, 2 * I, H, e, I + k);
             double u = dot(x, row.data(), H);
             act[size_t(k)] = silu(g) * u;
           }
+          if (op.fp8) // rule 3
+            quantizeFp8Groups(act.data(), I, act.data());
           for (int64_t h = 0; h < H; ++h) {
-            loadRow(w2, wt, (e * H + h) * I, I, row.data());
-            acc[size_t(h)] += weight * dot(act.data(), row.data(), I);
+            weightRow(w2, op.w2Scale, H, I, e, h);
+            double partial = dot(act.data(), row.data(), I);
+            if (!op.fp8) {
+              acc[size_t(h)] += weight * partial;
+            } else if (!routed) {
+              acc[size_t(h)] = partial;
+            } else {
+              double product =
+                  double(float(weight * roundToDType(partial, outType)));
+              acc[size_t(h)] = double(float(acc[size_t(h)] + product));
+            }
           }
         }
-        size_t o = routed ? 5 : 3;
-        double *outRow = rowOf(o);
+        double *outRow = rowOf(size_t(op.output));
         for (int64_t h = 0; h < H; ++h)
-          outRow[h] = roundToDType(acc[size_t(h)], type(o));
+          outRow[h] = roundToDType(acc[size_t(h)], outType);
         break;
       }
       case OpKind::Add: {

@@ -24,6 +24,19 @@ inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 void loadRow(const void *data, DType dtype, int64_t offset, int64_t n,
              double *out);
 
+/// The fp8 formats' block (one scale per 128 activations of a row, per
+/// 128 x 128 weights).
+inline constexpr int64_t kFp8Block = moert::contract::kFp8Block;
+
+/// fp8 rules 1 and 3 (kernels/moe_kernels.h): `v` (n values, rounded to fp32
+/// first) quantized per group of 128 consecutive values, bit for bit: amax =
+/// max |a|, s = fmaxf(amax, 1e-10f) / 448.0f, q = e4m3(a / s) with fp32
+/// divisions and round-to-nearest-even saturating to +-448. `out` (may be
+/// `v`) gets the dequantized values q * s (exact in double), `scales` (if
+/// not null, n/128 rounded up) the group scales.
+void quantizeFp8Groups(const double *v, int64_t n, double *out,
+                       float *scales = nullptr);
+
 /// The per-token state of one admissible routing: every token-major slot's
 /// row, and the uncertainty of each value (nonzero only for router logits).
 struct Variant {

@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Arguments.h"
 #include "Data.h"
 #include "Description.h"
 #include "Json.h"
@@ -56,47 +57,6 @@ struct Argument {
   Distribution dist;
   uint64_t key = 0;
 };
-
-/// The documented distribution of an argument (docs/moe-run.md, "Data").
-Distribution distributionFor(const TensorDesc &t,
-                             const std::vector<TypedOp> *ops, size_t argIndex) {
-  Distribution d;
-  if (t.role == Role::Output) {
-    d.kind = Distribution::Kind::Poison;
-    return d;
-  }
-  if (ops) // by use: routing tables given as arguments
-    for (const TypedOp &op : *ops) {
-      if (op.kind != OpKind::RoutedExperts)
-        continue;
-      if (op.operands[1].isArg && size_t(op.operands[1].index) == argIndex) {
-        d.kind = Distribution::Kind::DistinctIds;
-        d.rowLength = op.K;
-        d.idRange = op.E;
-        return d;
-      }
-      if (op.operands[2].isArg && size_t(op.operands[2].index) == argIndex) {
-        d.kind = Distribution::Kind::Uniform;
-        d.low = 0;
-        d.high = 1;
-        return d;
-      }
-    }
-  if (t.dtype == DType::I32) {
-    d.kind = Distribution::Kind::Zero;
-    return d;
-  }
-  d.kind = Distribution::Kind::Normal;
-  if (t.role == Role::Input) {
-    d.stddev = 1;
-  } else if (t.shape.size() >= 2) {
-    int64_t fanIn = std::max<int64_t>(t.shape.back(), 1);
-    d.stddev = 1.0 / std::sqrt(double(fanIn));
-  } else {
-    d.stddev = 0.05; // the correction bias: small
-  }
-  return d;
-}
 
 std::string formatBytes(int64_t bytes) {
   char buf[64];
@@ -425,6 +385,8 @@ int main(int argc, char **argv) {
   // upload. Host copies are kept for --check and for in-place arguments.
   std::vector<Argument> args(desc.args.size());
   std::vector<void *> argPointers(desc.args.size(), nullptr);
+  std::vector<ArgumentData> data =
+      argumentData(desc, opsKnown ? &typedOps : nullptr);
   int64_t argumentBytes = 0;
   for (size_t i = 0; i < desc.args.size(); ++i) {
     Argument &a = args[i];
@@ -454,8 +416,8 @@ int main(int argc, char **argv) {
             moert_context_error(ctx));
     argumentBytes += a.bytes;
     a.restore = writtenArg[i] && a.desc->role != Role::Output;
-    a.dist = distributionFor(*a.desc, opsKnown ? &typedOps : nullptr, i);
-    a.key = streamKey(opt.seed, a.desc->name);
+    a.dist = data[i].dist;
+    a.key = streamKey(opt.seed, data[i].stream);
     a.host.resize(static_cast<size_t>(a.bytes));
     fill(a.host.data(), a.desc->dtype, a.elements, a.dist, a.key);
     if (moert_copy_to_device(ctx, a.device, a.host.data(), a.bytes) !=
@@ -558,7 +520,8 @@ int main(int argc, char **argv) {
       }
     }
     // The chain's error against its default: information only.
-    tolerance = defaultTolerance(outType, countLayers(typedOps));
+    tolerance = defaultTolerance(outType, countLayers(typedOps),
+                                 hasFp8Experts(typedOps));
     // Information only: fewer admissible routings per token keep deep
     // chains with many near-ties fast (each one copies the token's state).
     CheckOptions checkOptions;

@@ -1,7 +1,10 @@
 //===- DescriptionTest.cpp - Parsing and checking module descriptions -----===//
 
+#include "Arguments.h"
 #include "Description.h"
 #include "TestDescriptions.h"
+
+#include <cmath>
 
 #include "gtest/gtest.h"
 
@@ -117,8 +120,8 @@ TEST(DescriptionTest, RejectsMalformedDescriptions) {
             "args[0].role: unknown role \"inout\" (expected input, weight "
             "or output)");
   EXPECT_EQ(parseError(edited("\"dtype\": \"bf16\"", "\"dtype\": \"fp8\"")),
-            "args[0].dtype: unknown dtype \"fp8\" (expected bf16, f16, f32 "
-            "or i32)");
+            "args[0].dtype: unknown dtype \"fp8\" (expected bf16, f16, f32, "
+            "i32 or f8e4m3)");
   EXPECT_EQ(parseError(edited("[-1, 64]", "[-2, 64]")),
             "args[0].shape[0]: a size must be >= 0 or -1 (the token count), "
             "got -2");
@@ -201,6 +204,110 @@ TEST(DescriptionTest, WrittenOperands) {
   OpDesc unknown = d.ops[0];
   unknown.name = "linalg.generic";
   EXPECT_EQ(writtenOperands(unknown), (std::vector<bool>{true, true, true}));
+}
+
+/// Routed and shared experts with fp8 weights, named so that nothing can be
+/// inferred from the names; `scales` false leaves the scales out.
+DescriptionBuilder fp8Experts(bool scales = true,
+                              const std::string &weightType = "f8e4m3") {
+  DescriptionBuilder b;
+  auto x = b.arg("x", "input", "bf16", "-1, 256");
+  auto ids = b.arg("p", "input", "i32", "-1, 2");
+  auto w = b.arg("q", "input", "f32", "-1, 2");
+  auto w13 = b.arg("A", "weight", weightType, "4, 256, 256");
+  auto w2 = b.arg("B", "weight", weightType, "4, 256, 128");
+  auto s13 = b.arg("C", "weight", "f32", "4, 2, 2");
+  auto s2 = b.arg("D", "weight", "f32", "4, 2, 1");
+  auto sw13 = b.arg("E", "weight", weightType, "256, 256");
+  auto sw2 = b.arg("F", "weight", weightType, "256, 128");
+  auto ss13 = b.arg("G", "weight", "f32", "2, 2");
+  auto ss2 = b.arg("H", "weight", "f32", "2, 1");
+  auto out = b.arg("out", "output", "bf16", "-1, 256");
+  auto routed = b.buffer("bf16", "-1, 256");
+  if (scales) {
+    b.op("moe.routed_experts", {x, ids, w, w13, w2, s13, s2, routed},
+         R"({"has_w13_scale": true, "has_w2_scale": true})");
+    b.op("moe.shared_experts", {routed, sw13, sw2, ss13, ss2, out});
+  } else {
+    b.op("moe.routed_experts", {x, ids, w, w13, w2, routed});
+    b.op("moe.shared_experts", {routed, sw13, sw2, out});
+  }
+  return b;
+}
+
+TEST(DescriptionTest, Fp8ExpertOps) {
+  ModuleDescription d = fp8Experts().parse();
+  std::vector<TypedOp> ops;
+  std::string error;
+  ASSERT_TRUE(analyzeOps(d, 5, ops, error)) << error;
+  // Where the weights, their scales and the output are among the operands.
+  EXPECT_TRUE(ops[0].fp8);
+  EXPECT_EQ(ops[0].H, 256);
+  EXPECT_EQ(ops[0].I, 128);
+  EXPECT_EQ(ops[0].K, 2);
+  EXPECT_EQ(std::vector<int>({ops[0].hidden, ops[0].w13, ops[0].w2,
+                              ops[0].w13Scale, ops[0].w2Scale, ops[0].output}),
+            std::vector<int>({0, 3, 4, 5, 6, 7}));
+  EXPECT_TRUE(ops[1].fp8);
+  EXPECT_EQ(std::vector<int>({ops[1].hidden, ops[1].w13, ops[1].w2,
+                              ops[1].w13Scale, ops[1].w2Scale, ops[1].output}),
+            std::vector<int>({0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(writtenOperands(d.ops[0]),
+            (std::vector<bool>{false, false, false, false, false, false,
+                               false, true}));
+
+  // The scales' owners, from the contract (OperandSpec::scales).
+  EXPECT_EQ(fp8ScalesOf(d), (std::vector<int64_t>{-1, -1, -1, -1, -1, 3, 4,
+                                                  -1, -1, 7, 8, -1}));
+  // What each argument gets: the weights block-quantized, their scales on
+  // the weights' streams, the routing tables as routing tables.
+  std::vector<ArgumentData> data = argumentData(d, &ops);
+  using Kind = Distribution::Kind;
+  EXPECT_EQ(data[3].dist.kind, Kind::Fp8Weight);
+  EXPECT_EQ(data[3].stream, "A");
+  EXPECT_EQ(data[3].dist.rows, 256);
+  EXPECT_EQ(data[3].dist.cols, 256);
+  EXPECT_EQ(data[3].dist.block, 128);
+  EXPECT_EQ(data[3].dist.stddev, 1 / 16.0);
+  for (size_t scale : {5, 6, 9, 10}) {
+    size_t weight = scale - 2;
+    SCOPED_TRACE(d.args[scale].name);
+    EXPECT_EQ(data[scale].dist.kind, Kind::Fp8Scale);
+    EXPECT_EQ(data[scale].stream, d.args[weight].name);
+    EXPECT_EQ(data[scale].dist.rows, data[weight].dist.rows);
+    EXPECT_EQ(data[scale].dist.cols, data[weight].dist.cols);
+    EXPECT_EQ(data[scale].dist.stddev, data[weight].dist.stddev);
+  }
+  EXPECT_EQ(data[4].dist.stddev, 1 / std::sqrt(128.0));
+  EXPECT_EQ(data[1].dist.kind, Kind::DistinctIds);
+  EXPECT_EQ(data[2].dist.kind, Kind::Uniform);
+  EXPECT_EQ(data[0].dist.kind, Kind::Normal);
+  EXPECT_EQ(data[11].dist.kind, Kind::Poison);
+  // Without the ops understood, the fp8 pairs still hold (they come from
+  // the description's ops through the contract).
+  std::vector<ArgumentData> blind = argumentData(d, nullptr);
+  EXPECT_EQ(blind[5].dist.kind, Kind::Fp8Scale);
+  EXPECT_EQ(blind[5].stream, "A");
+
+  // bf16 weights: no scales.
+  ModuleDescription plain = fp8Experts(false, "bf16").parse();
+  ASSERT_TRUE(analyzeOps(plain, 5, ops, error)) << error;
+  EXPECT_FALSE(ops[0].fp8);
+  EXPECT_EQ(ops[0].w13Scale, -1);
+  EXPECT_EQ(ops[0].output, 5);
+  EXPECT_EQ(ops[1].output, 3);
+  EXPECT_EQ(fp8ScalesOf(plain), std::vector<int64_t>(12, -1));
+
+  // The contract's rules: fp8 weights need their scales, and only they
+  // have scales.
+  ModuleDescription noScales = fp8Experts(false).parse();
+  EXPECT_FALSE(analyzeOps(noScales, 5, ops, error));
+  EXPECT_EQ(error, "op 0 (moe.routed_experts): 'w13' is f8E4M3FN and needs "
+                   "its block scales 'w13_scale'");
+  ModuleDescription extra = fp8Experts(true, "bf16").parse();
+  EXPECT_FALSE(analyzeOps(extra, 5, ops, error));
+  EXPECT_EQ(error, "op 0 (moe.routed_experts): 'w13_scale' is given but 'w13' "
+                   "is bf16; block scales belong to f8E4M3FN weights");
 }
 
 TEST(DescriptionTest, Builder) {

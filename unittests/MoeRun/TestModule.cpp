@@ -76,6 +76,8 @@ moert_dtype toRuntime(DType d) {
     return MOERT_F32;
   case DType::I32:
     return MOERT_I32;
+  case DType::F8E4M3:
+    return MOERT_F8E4M3;
   }
   return MOERT_F32;
 }
@@ -150,6 +152,10 @@ void moe_entry(void **args, int64_t T) {
     auto dt = [&](size_t k) {
       return toRuntime(d.tensor(op.operands[k]).dtype);
     };
+    // An fp8 weight's block scales (null when absent).
+    auto scales = [&](int k) -> const float * {
+      return k < 0 ? nullptr : static_cast<const float *>(ptr(size_t(k)));
+    };
     switch (op.kind) {
     case OpKind::Gate:
       moert_gate(ptr(0), dt(0), ptr(1), dt(1), static_cast<float *>(ptr(2)), T,
@@ -168,13 +174,18 @@ void moe_entry(void **args, int64_t T) {
       break;
     }
     case OpKind::RoutedExperts:
-      moert_routed_experts(ptr(0), static_cast<const int32_t *>(ptr(1)),
-                           static_cast<const float *>(ptr(2)), ptr(3), ptr(4), nullptr, nullptr,
-                           ptr(5), nullptr, dt(0), dt(0), T, op.H, op.E, op.K, op.I);
+      moert_routed_experts(
+          ptr(0), static_cast<const int32_t *>(ptr(1)),
+          static_cast<const float *>(ptr(2)), ptr(size_t(op.w13)),
+          ptr(size_t(op.w2)), scales(op.w13Scale), scales(op.w2Scale),
+          ptr(size_t(op.output)), nullptr, dt(0), dt(size_t(op.w13)), T,
+          op.H, op.E, op.K, op.I);
       break;
     case OpKind::SharedExperts:
-      moert_shared_experts(ptr(0), ptr(1), ptr(2), nullptr, nullptr, ptr(3), nullptr, dt(0), dt(0), T,
-                           op.H, op.I);
+      moert_shared_experts(ptr(0), ptr(size_t(op.w13)), ptr(size_t(op.w2)),
+                           scales(op.w13Scale), scales(op.w2Scale),
+                           ptr(size_t(op.output)), nullptr, dt(0),
+                           dt(size_t(op.w13)), T, op.H, op.I);
       break;
     case OpKind::Add:
       moert_add(ptr(0), ptr(1), ptr(2), dt(0), T, op.H, float(op.scale));
