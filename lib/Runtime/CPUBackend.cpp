@@ -286,19 +286,8 @@ moert_status CPUBackend::routedExperts(const RoutedExpertsArgs &a,
   int32_t *offsets = ws.expertOffsets;
 
   // 1. Routing metadata: a stable counting sort of the pairs by expert.
-  std::fill(offsets, offsets + E + 1, 0);
-  for (int64_t p = 0; p < pairs; ++p)
-    ++offsets[a.topkIds[p] + 1];
-  for (int64_t e = 0; e < E; ++e)
-    offsets[e + 1] += offsets[e];
-  for (int64_t p = 0; p < pairs; ++p) { // offsets[e] serves as e's cursor
-    int32_t position = offsets[a.topkIds[p]]++;
-    ws.sortedPairs[position] = int32_t(p);
-    ws.pairPositions[p] = position;
-  }
-  for (int64_t e = E; e > 0; --e) // the cursors ended one expert late
-    offsets[e] = offsets[e - 1];
-  offsets[0] = 0;
+  sortPairsByExpert(a.topkIds, pairs, E, offsets, ws.sortedPairs,
+                    ws.pairPositions);
 
   std::vector<float> tile(size_t(kRowTile * std::max(H, I)));
   std::vector<float> rowA(size_t(std::max(H, I))), rowB(static_cast<size_t>(H));

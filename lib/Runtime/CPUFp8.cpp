@@ -44,6 +44,24 @@
 
 using namespace moert;
 
+void moert::sortPairsByExpert(const int32_t *ids, int64_t pairs, int64_t E,
+                              int32_t *offsets, int32_t *sortedPairs,
+                              int32_t *pairPositions) {
+  std::fill(offsets, offsets + E + 1, 0);
+  for (int64_t p = 0; p < pairs; ++p)
+    ++offsets[ids[p] + 1];
+  for (int64_t e = 0; e < E; ++e)
+    offsets[e + 1] += offsets[e];
+  for (int64_t p = 0; p < pairs; ++p) { // offsets[e] serves as e's cursor
+    int32_t position = offsets[ids[p]]++;
+    sortedPairs[position] = int32_t(p);
+    pairPositions[p] = position;
+  }
+  for (int64_t e = E; e > 0; --e) // the cursors ended one expert late
+    offsets[e] = offsets[e - 1];
+  offsets[0] = 0;
+}
+
 namespace {
 
 constexpr int64_t kBlock = MOERT_FP8_BLOCK;
@@ -220,19 +238,8 @@ moert_status moert::cpuRoutedExpertsFp8(const RoutedExpertsArgs &a,
   // 2. Routing metadata: a stable counting sort of the pairs by expert (the
   //    bf16 path's).
   int32_t *offsets = ws.expertOffsets;
-  std::fill(offsets, offsets + E + 1, 0);
-  for (int64_t p = 0; p < pairs; ++p)
-    ++offsets[a.topkIds[p] + 1];
-  for (int64_t e = 0; e < E; ++e)
-    offsets[e + 1] += offsets[e];
-  for (int64_t p = 0; p < pairs; ++p) { // offsets[e] serves as e's cursor
-    int32_t position = offsets[a.topkIds[p]]++;
-    ws.sortedPairs[position] = int32_t(p);
-    ws.pairPositions[p] = position;
-  }
-  for (int64_t e = E; e > 0; --e) // the cursors ended one expert late
-    offsets[e] = offsets[e - 1];
-  offsets[0] = 0;
+  sortPairsByExpert(a.topkIds, pairs, E, offsets, ws.sortedPairs,
+                    ws.pairPositions);
 
   Scratch scratch(H, I);
 

@@ -16,6 +16,14 @@
 
 namespace moert {
 
+/// Routing metadata of the routed experts, both CPU paths: a stable counting
+/// sort of the `pairs` (token, slot) pairs by expert id (each in [0, E)).
+/// `offsets` (E+1) gets each expert's first sorted position, `sortedPairs`
+/// the pair at each position, `pairPositions` each pair's position.
+void sortPairsByExpert(const int32_t *ids, int64_t pairs, int64_t E,
+                       int32_t *offsets, int32_t *sortedPairs,
+                       int32_t *pairPositions);
+
 /// Routed experts, fp8 weights. The caller has checked that every topk id is
 /// in [0, E) (nothing is written otherwise). Reads all of `hidden` before it
 /// writes anything, so `output` may equal `hidden`.
