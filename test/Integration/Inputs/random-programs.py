@@ -13,7 +13,14 @@ hidden 256 or 384, moe_intermediate 128 or 256 (multiples of 128, as the
 fp8 format needs), 4-16 experts, softmax or grouped sigmoid with shared
 experts, 1-4 layers, 1-1000 tokens.
 
-usage: random-programs.py [--dtype bf16|fp8] OUTDIR SEEDS [moe-run options...]
+With --compile-only (after --dtype, if given), the programs are generated
+and compiled but not run: OUTDIR/list.txt gets one line per program,
+"p<seed>.so TOKENS SEED", for running them elsewhere (e.g. on a GPU machine
+with `moe-run DIR/p<seed>.so --backend cuda --tokens TOKENS --seed SEED
+--check`: bench/check_programs_gpu.sh).
+
+usage: random-programs.py [--dtype bf16|fp8] [--compile-only] OUTDIR SEEDS
+                          [moe-run options...]
   SEEDS: "1-16" or "3,5,8"
 """
 import json
@@ -79,11 +86,15 @@ def main():
     dtype = "bf16"
     if args[:1] == ["--dtype"]:
         dtype, args = args[1], args[2:]
+    compile_only = args[:1] == ["--compile-only"]
+    if compile_only:
+        args = args[1:]
     if dtype not in ("bf16", "fp8"):
         sys.exit(f"random-programs.py: unknown --dtype {dtype} (bf16 or fp8)")
     out, seeds, extra = args[0], seeds_of(args[1]), args[2:]
     os.makedirs(out, exist_ok=True)
     failed = 0
+    listing = open(os.path.join(out, "list.txt"), "w") if compile_only else None
     for seed in seeds:
         cfg, layers, tokens, inplace = (fp8_program if dtype == "fp8"
                                         else program)(seed)
@@ -97,6 +108,9 @@ def main():
         subprocess.run(gen, check=True)
         subprocess.run(["moe-compile", base + ".mlir", "-o", base + ".so"],
                        check=True)
+        if listing:
+            listing.write(f"p{seed}.so {tokens} {seed}\n")
+            continue
         run = subprocess.run(["moe-run", base + ".so", "--tokens", str(tokens),
                               "--seed", str(seed), "--check", "--json"] + extra,
                              capture_output=True, text=True)
@@ -115,6 +129,10 @@ def main():
               + (f" (worst op {worst:.2f} of its tolerance)" if ok else ""))
         if not ok:
             print("  " + run.stderr.strip().replace("\n", "\n  "))
+    if listing:
+        listing.close()
+        print(f"{len(seeds)} programs compiled")
+        return 0
     print(f"{len(seeds) - failed} of {len(seeds)} programs passed")
     return 1 if failed else 0
 
