@@ -10,11 +10,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$build/bin/moe-gen" --model deepseek-v3 --tp 4 --layers 61 > "$tmp/ds61.mlir"
+"$build/bin/moe-gen" --model deepseek-v3 --tp 4 --shard-only --layers 61 > "$tmp/ds61.mlir"
 # Synthetic moe blocks: chains of small MoE layers (17 ops per layer with
 # allocations and deallocations).
-"$build/bin/moe-gen" --model deepseek-v3 --tp 4 --layers 590 > "$tmp/moe10k.mlir"
-"$build/bin/moe-gen" --model deepseek-v3 --tp 4 --layers 5900 > "$tmp/moe100k.mlir"
+"$build/bin/moe-gen" --model deepseek-v3 --tp 4 --shard-only --layers 590 > "$tmp/moe10k.mlir"
+"$build/bin/moe-gen" --model deepseek-v3 --tp 4 --shard-only --layers 5900 > "$tmp/moe100k.mlir"
 # Synthetic linalg blocks: random local dependences, in-place ops.
 python3 "$here/gen_synthetic_block.py" 10000 > "$tmp/linalg10k.mlir"
 python3 "$here/gen_synthetic_block.py" 100000 > "$tmp/linalg100k.mlir"

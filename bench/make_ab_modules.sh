@@ -15,7 +15,7 @@ now() { date +%s.%N; }
 for model in deepseek-v3 kimi-k2; do
   for layers in 1 4 16; do
     name="$model-tp4-l$layers"
-    "$bin/moe-gen" --model "$model" --tp 4 --layers "$layers" -o "$out/$name.mlir"
+    "$bin/moe-gen" --model "$model" --tp 4 --shard-only --layers "$layers" -o "$out/$name.mlir"
     t0=$(now)
     "$bin/moe-compile" "$out/$name.mlir" -o "$out/$name-opt.so"
     t1=$(now)

@@ -8,7 +8,7 @@ mkdir -p "$out"
 gen="$build/bin/moe-gen"; opt="$build/bin/moe-opt"; compile="$build/bin/moe-compile"
 "$gen" --model "$root/examples/deepseek-v3-mini.json" > "$out/mini.mlir"
 "$gen" --model "$root/test/tools/moe-gen/Inputs/minimal-qwen3.json" --routed-inplace > "$out/mini-inplace-qwen.mlir"
-"$gen" --model deepseek-v3 --tp 4 > "$out/ds-tp4.mlir"
+"$gen" --model deepseek-v3 --tp 4 --shard-only > "$out/ds-tp4.mlir"
 for m in mini mini-inplace-qwen ds-tp4; do
   "$compile" "$out/$m.mlir" -o "$out/$m-opt.so"
   "$compile" "$out/$m.mlir" -o "$out/$m-noopt.so" --no-optimize

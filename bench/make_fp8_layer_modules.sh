@@ -11,7 +11,7 @@ mkdir -p "$out"
 for model in deepseek-v3 kimi-k2; do
   for dtype in bf16 fp8; do
     name="$model-tp4-$dtype"
-    "$bin/moe-gen" --model "$model" --tp 4 --dtype "$dtype" -o "$out/$name.mlir"
+    "$bin/moe-gen" --model "$model" --tp 4 --shard-only --dtype "$dtype" -o "$out/$name.mlir"
     "$bin/moe-compile" "$out/$name.mlir" -o "$out/$name.so"
     rm "$out/$name.mlir"
   done

@@ -244,6 +244,11 @@ struct OpSpec {
   std::vector<AttrSpec> attrs;
   std::vector<AliasRule> aliases;
   std::vector<AbiArg> abi;
+  /// A collective: every rank of the communicator runs it, in the same order
+  /// on every rank (docs/multi-gpu.md). Its kernel is the communicator's,
+  /// not the backend's; in the IR it also writes the communicator (one
+  /// resource), so no schedule reorders two collectives.
+  bool collective = false;
   /// The op's own rules beyond shapes, dtypes and attribute ranges, given
   /// the sizes (T may be unknown), the attributes (defaults filled in) and
   /// the operands' element types (nullopt: absent): "" when they hold, else

@@ -49,7 +49,10 @@ typedef enum moert_status {
   MOERT_ERROR_MEMORY_LIMIT = 3,        /* moert_set_memory_limit exceeded */
   MOERT_ERROR_BACKEND_UNAVAILABLE = 4, /* e.g. CUDA in a build without it */
   MOERT_ERROR_DEVICE = 5,              /* a CUDA / cuBLAS failure */
-  MOERT_ERROR_INTERNAL = 6
+  MOERT_ERROR_INTERNAL = 6,
+  /* a collective failed: another rank failed, left or called a different
+   * collective, or the wait for the others timed out (moert_comm_*) */
+  MOERT_ERROR_COLLECTIVE = 7
 } moert_status;
 
 /* Element types. Activations and weights are BF16, F16 or F32; I32 exists for
@@ -228,6 +231,48 @@ MOERT_API moert_status moert_copy_to_host(moert_context *ctx, void *dst,
 MOERT_API moert_status moert_copy(void *dst, const void *src, int64_t bytes);
 
 /*===--------------------------------------------------------------------===*
+ * Communicators: the ranks of one program run in one process
+ *
+ * A group of `nranks` communicators is created at once, one per rank, for
+ * contexts of one backend: CPU (ranks are threads; the collectives meet in
+ * shared memory) or CUDA (one device per rank, NCCL; NVLink multicast is
+ * never used). Each rank's thread attaches its communicator to its context;
+ * the collective ops (moert_all_reduce) then run over the group. When a
+ * context with a communicator records an error, the communicator is aborted:
+ * every other rank's waiting or later collective fails with a message naming
+ * the failed rank, so no rank waits forever for one that will not come.
+ *===--------------------------------------------------------------------===*/
+
+typedef struct moert_comm moert_comm;
+
+/* Creates the communicators of a group: comms[r] is rank r's, for a context
+ * on `backend` and device devices[r] (CPU: every entry 0; CUDA: distinct
+ * ordinals; NULL means 0, 1, ..., nranks - 1). nranks >= 1. On failure every
+ * comms[r] is NULL and the message is moert_last_error(). */
+MOERT_API moert_status moert_comm_create_group(moert_backend backend,
+                                               int32_t nranks,
+                                               const int32_t *devices,
+                                               moert_comm **comms);
+/* Leaves the group and releases `comm`: ranks still waiting for this one in
+ * a collective fail ("rank R has left the group"). NULL is a no-op. Detach
+ * it from its context first (or destroy the context). */
+MOERT_API void moert_comm_destroy(moert_comm *comm);
+/* The rank and the group size; -1 for NULL. */
+MOERT_API int32_t moert_comm_rank(const moert_comm *comm);
+MOERT_API int32_t moert_comm_size(const moert_comm *comm);
+/* Ends the group: every rank's waiting or later collective fails with
+ * `reason`. Idempotent; the first reason is kept. */
+MOERT_API void moert_comm_abort(moert_comm *comm, const char *reason);
+/* How long a collective waits for the other ranks before it fails (CPU
+ * group; default 60000 ms, 0 = no limit). */
+MOERT_API moert_status moert_comm_set_timeout(moert_comm *comm,
+                                              int64_t milliseconds);
+/* Attaches `comm` to `ctx` (same backend and device), or detaches with NULL.
+ * A communicator serves one context at a time. */
+MOERT_API moert_status moert_context_set_comm(moert_context *ctx,
+                                              moert_comm *comm);
+
+/*===--------------------------------------------------------------------===*
  * Ops, on the current context
  *
  * Float buffers have the stated moert_dtype (BF16, F16 or F32). Where an op
@@ -286,6 +331,20 @@ MOERT_API moert_status moert_shared_experts(
 MOERT_API moert_status moert_add(const void *lhs, const void *rhs, void *output,
                                  moert_dtype dtype, int64_t T, int64_t H,
                                  float scale);
+
+/* The collective sum (tensor parallelism): every rank of the communicator
+ * attached to the current context (moert_context_set_comm) passes its
+ * `input`; every rank's `output` receives the elementwise sum over the ranks,
+ * computed in f32 in rank order and rounded once (CPU group; NCCL's own order
+ * on CUDA), identical bits on every rank. All T x H of `dtype`; `output` may
+ * equal `input`. `group_size` is the number of ranks the program was
+ * compiled for and must equal the communicator's size (1 without one: then
+ * output = input). Every rank must run the same collectives in the same
+ * order with the same sizes: a mismatch, a rank that failed or left, or (CPU
+ * group) a wait past the communicator's timeout fails every rank's call. */
+MOERT_API moert_status moert_all_reduce(const void *input, void *output,
+                                        moert_dtype dtype, int64_t T,
+                                        int64_t H, int64_t group_size);
 
 /* Workspace bytes of the ops: moert_linear_eval of Workspace.h's formulas at
  * T (the fp8 ones for MOERT_F8E4M3 weights). -1 (and moert_last_error) for

@@ -300,7 +300,17 @@ namespace {
 struct AliasClasses {
   static constexpr int kUniversal = -1;
   DenseMap<Value, int> classOf;
+  /// Resources other than memory (e.g. the communicator of collectives):
+  /// one class each.
+  DenseMap<TypeID, int> classOfResource;
   int next = 0;
+
+  int getResource(SideEffects::Resource *resource) {
+    auto [it, inserted] = classOfResource.try_emplace(resource->getResourceID(), next);
+    if (inserted)
+      ++next;
+    return it->second;
+  }
   int sharedArguments = -2;
 
   int get(Value root, Block *block, const DenseMap<Operation *, unsigned> &bufferOfAlloc) {
@@ -403,9 +413,13 @@ void BlockMemoryModel::addHazardEdges() {
     for (const MemoryEffects::EffectInstance &effect : nodeEffects[node.index]) {
       if (isa<MemoryEffects::Allocate>(effect.getEffect()))
         continue; // Fresh memory conflicts with nothing.
-      // An effect without a value may touch anything.
+      // An effect without a value may touch any memory; on another resource
+      // (the communicator) it conflicts with the effects on that resource.
       SmallVector<int, 2> accessed = {AliasClasses::kUniversal};
-      if (Value value = effect.getValue()) {
+      if (!effect.getValue() &&
+          !isa<SideEffects::DefaultResource>(effect.getResource())) {
+        accessed = {classes.getResource(effect.getResource())};
+      } else if (Value value = effect.getValue()) {
         Value root = getAccessRoot(value);
         Operation *scope = root.getDefiningOp();
         if (!scope)

@@ -124,6 +124,7 @@ private:
   Value buildLayer(int64_t layer, Value input, bool inputIsAlloc,
                    const LayerWeights &weights, Value output);
   Value buildTensorLayer(int64_t layer, Value input, const LayerWeights &w);
+  Value sumOverRanks(int64_t layer, Value output, bool tensors);
 
   OpBuilder &b;
   Location loc;
@@ -244,9 +245,28 @@ func::FuncOp LayerBuilder::build(StringRef functionName) {
                     : buildLayer(layer, input, /*inputIsAlloc=*/layer > 0,
                                  weights,
                                  last ? entry->getArguments().back() : Value());
+    input = sumOverRanks(layer, input, tensors);
   }
   func::ReturnOp::create(b, loc, tensors ? ValueRange(input) : ValueRange());
   return function;
+}
+
+/// Tensor parallelism: each rank's layer output is its shard's partial sum;
+/// the sum over the ranks, in place, makes it the layer's output on every
+/// rank. Returns the output.
+Value LayerBuilder::sumOverRanks(int64_t layer, Value output, bool tensors) {
+  if (options.tp == 1 || options.shardOnly)
+    return output;
+  std::string l = std::to_string(layer);
+  Location layerLoc = named("layers." + l, loc);
+  IntegerAttr groupSize = b.getI64IntegerAttr(options.tp);
+  if (!tensors) {
+    AllReduceOp::create(b, layerLoc, TypeRange(), output, output, groupSize);
+    return output;
+  }
+  return AllReduceOp::create(b, named("summed" + l, layerLoc),
+                             TypeRange(hiddenType), output, output, groupSize)
+      .getResult(0);
 }
 
 /// One layer in tensor form: the same ops in the same order as buildLayer,

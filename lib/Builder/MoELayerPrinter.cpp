@@ -217,6 +217,12 @@ LogicalResult Printer::printOp(Operation *op) {
            << ") outs(" << operands(add.getOutput()) << ")\n";
         return success();
       })
+      .Case([&](AllReduceOp reduce) {
+        os << "  moe.all_reduce ins(" << operands(reduce.getInput())
+           << ") outs(" << operands(reduce.getOutput())
+           << ") {group_size = " << reduce.getGroupSize() << " : i64}\n";
+        return success();
+      })
       .Case([&](func::ReturnOp ret) -> LogicalResult {
         if (ret.getNumOperands() != 0)
           return ret.emitError("moe-gen's functions return nothing");

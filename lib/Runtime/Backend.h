@@ -115,6 +115,12 @@ private:
 public:
 
   virtual moert_backend kind() const = 0;
+  /// The device ordinal (CPU: 0).
+  virtual int device() const { return 0; }
+  /// The native queue the backend enqueues its work on (CUDA: the
+  /// cudaStream_t), for a communicator to order collectives with the ops;
+  /// null on the CPU.
+  virtual void *nativeStream() const { return nullptr; }
   /// A short description for messages, e.g. "cpu" or "cuda:0 (NVIDIA H100)".
   virtual std::string describe() const = 0;
 

@@ -10,6 +10,7 @@
 
 #include "Allocator.h"
 #include "Backend.h"
+#include "Communicator.h"
 
 #include <cmath>
 #include <cstdint>
@@ -36,18 +37,28 @@ struct moert_context {
   void *observerUser = nullptr;
   /// MOERT_TEST_FAULT at creation (CPU only): the op that misbehaves.
   std::string testFault;
+  /// moert_context_set_comm: this rank's communicator, or null (a group of
+  /// one).
+  moert_comm *comm = nullptr;
 
   moert_status stickyStatus() {
     std::lock_guard<std::mutex> lock(errorMutex);
     return status;
   }
-  /// Keeps the first error only.
+  /// Keeps the first error only. The first error of a rank ends its group:
+  /// with the error sticky, the rank runs no more collectives, and the other
+  /// ranks must not wait for it.
   void record(moert_status s, const std::string &message) {
-    std::lock_guard<std::mutex> lock(errorMutex);
-    if (status != MOERT_SUCCESS)
-      return;
-    status = s;
-    error = message;
+    {
+      std::lock_guard<std::mutex> lock(errorMutex);
+      if (status != MOERT_SUCCESS)
+        return;
+      status = s;
+      error = message;
+    }
+    if (comm && s != MOERT_ERROR_COLLECTIVE)
+      comm->impl->abort("rank " + std::to_string(comm->impl->rank()) +
+                        " failed: " + message);
   }
 };
 
@@ -109,6 +120,22 @@ template <typename Enum> int32_t rawValue(const Enum &value) {
   int32_t raw;
   std::memcpy(&raw, &value, sizeof raw);
   return raw;
+}
+
+/// The rank R of MOERT_TEST_FAULT "fail-on-rank:R" (the routed experts of
+/// rank R fail), or -1 for any other text.
+inline int failOnRank(const std::string &fault) {
+  const std::string prefix = "fail-on-rank:";
+  if (fault.compare(0, prefix.size(), prefix) != 0 ||
+      fault.size() == prefix.size() || fault.size() > prefix.size() + 6)
+    return -1;
+  int rank = 0;
+  for (size_t i = prefix.size(); i < fault.size(); ++i) {
+    if (fault[i] < '0' || fault[i] > '9')
+      return -1;
+    rank = rank * 10 + (fault[i] - '0');
+  }
+  return rank;
 }
 
 inline bool isFloatDtype(const moert_dtype &dtype) {

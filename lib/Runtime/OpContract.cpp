@@ -348,6 +348,23 @@ std::vector<OpSpec> makeOps() {
               attr(0, "scale")};
     ops.push_back(std::move(op));
   }
+  {
+    OpSpec op;
+    op.name = "moe.all_reduce";
+    op.function = "moert_all_reduce";
+    op.collective = true;
+    op.operands = {
+        operand("input", "this rank's partial sum (T x H)", Role::Input,
+                Element::Float, {T, H}),
+        operand("output", "the sum over the ranks (T x H)", Role::Output,
+                Element::Float, {T, H}, 0),
+    };
+    op.attrs = {intAttr("group_size", 1, std::nullopt)};
+    op.aliases = {{1, 0, Alias::MayEqual, -1}};
+    op.abi = {ptr(0, "input"), ptr(1, "output"), dtypeOf(0, "dtype"),
+              size(Sym::T),    size(Sym::H),     attr(0, "group_size")};
+    ops.push_back(std::move(op));
+  }
   return ops;
 }
 } // namespace

@@ -96,7 +96,8 @@ std::string moert::contract::toJson() {
         os << ", \"attribute\": \"" << op.attrs[size_t(r.attr)].name << "\"";
       os << "}";
     }
-    os << "],\n   \"workspace\": " << (op.workspace ? "true" : "false") << "}";
+    os << "],\n   \"workspace\": " << (op.workspace ? "true" : "false")
+       << ", \"collective\": " << (op.collective ? "true" : "false") << "}";
   }
   os << "\n ]\n}\n";
   return os.str();

@@ -181,7 +181,13 @@ moert_status runContractOp(const char *fn, const char *opName, Fill fill,
     injectFault(ctx, call, 0);
     observe(0);
     moert_status status = MOERT_SUCCESS;
-    if (skipsLaunch(ctx, call)) {
+    if (ctx.comm && call.op.name == std::string_view("moe.routed_experts") &&
+        failOnRank(ctx.testFault) == ctx.comm->impl->rank()) {
+      // MOERT_TEST_FAULT fail-on-rank:R: this rank fails (and so its group).
+      return fail(&ctx, MOERT_ERROR_INTERNAL,
+                  cat(fn, ": injected failure on rank ",
+                      ctx.comm->impl->rank(), " (MOERT_TEST_FAULT)"));
+    } else if (skipsLaunch(ctx, call)) {
       // MOERT_TEST_FAULT: the op does not run.
     } else if (!call.op.workspace) {
       std::string error;
@@ -388,6 +394,44 @@ moert_status moert_add(const void *lhs, const void *rhs, void *output,
       [&](moert_context &ctx, Call &, void *, std::string &error) {
         AddArgs args{lhs, rhs, output, dtype, T, H, scale};
         return ctx.backend->add(args, error);
+      });
+}
+
+moert_status moert_all_reduce(const void *input, void *output,
+                              moert_dtype dtype, int64_t T, int64_t H,
+                              int64_t group_size) {
+  return runContractOp(
+      "moert_all_reduce", "moe.all_reduce",
+      [&](Call &call) {
+        call.pointers = {input, output};
+        call.dtype(0, dtype);
+        call.size(Sym::T, T);
+        call.size(Sym::H, H);
+        call.attr("group_size", group_size);
+      },
+      [&](moert_context &ctx, Call &call, void *,
+          std::string &error) -> moert_status {
+        int64_t ranks = ctx.comm ? ctx.comm->impl->size() : 1;
+        if (group_size != ranks) {
+          error = cat("moert_all_reduce: the program was compiled for a "
+                      "group of ",
+                      group_size, " ranks, but ",
+                      ctx.comm ? cat("the context's communicator has ", ranks)
+                               : std::string("the context has no "
+                                             "communicator (a group of 1; "
+                                             "moert_context_set_comm)"));
+          return MOERT_ERROR_INVALID_ARGUMENT;
+        }
+        if (!ctx.comm) {
+          // A group of one: the sum is the input.
+          if (output == input || call.bytes[0] == 0)
+            return MOERT_SUCCESS;
+          return ctx.backend->copy(output, input, call.bytes[0],
+                                   CopyDirection::DeviceToDevice, error);
+        }
+        return ctx.comm->impl->allReduce(
+            *ctx.backend, CollectiveCall{"moe.all_reduce", dtype, T, H}, input,
+            output, error);
       });
 }
 

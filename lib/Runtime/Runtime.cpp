@@ -79,11 +79,12 @@ moert_status moert_context_create(moert_backend backend, int device,
         if (const char *fault = std::getenv("MOERT_TEST_FAULT")) {
           std::string name = fault;
           if (name != "swap-expert" && name != "skip-shared" &&
-              name != "routed-scale" && name != "stale-buffer")
+              name != "routed-scale" && name != "stale-buffer" &&
+              failOnRank(name) < 0)
             return fail(nullptr, MOERT_ERROR_INVALID_ARGUMENT,
                         cat(fn, ": unknown MOERT_TEST_FAULT '", name,
                             "' (swap-expert, skip-shared, routed-scale, "
-                            "stale-buffer)"));
+                            "stale-buffer, fail-on-rank:R)"));
           if (impl->kind() != MOERT_BACKEND_CPU)
             return fail(nullptr, MOERT_ERROR_INVALID_ARGUMENT,
                         cat(fn, ": MOERT_TEST_FAULT needs the CPU backend"));
@@ -110,6 +111,8 @@ void moert_context_destroy(moert_context *ctx) {
   if (currentContext == ctx)
     currentContext = nullptr;
   guarded<int>(nullptr, "moert_context_destroy", 0, [&] {
+    if (ctx->comm)
+      ctx->comm->context = nullptr;
     std::string ignored;
     ctx->backend->synchronize(ignored); // nothing may still use its memory
     ctx->allocator.reset();
@@ -177,6 +180,8 @@ const char *moert_status_string(moert_status status) {
     return "MOERT_ERROR_DEVICE";
   case MOERT_ERROR_INTERNAL:
     return "MOERT_ERROR_INTERNAL";
+  case MOERT_ERROR_COLLECTIVE:
+    return "MOERT_ERROR_COLLECTIVE";
   }
   return "MOERT_UNKNOWN_STATUS";
 }

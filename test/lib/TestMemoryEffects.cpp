@@ -54,7 +54,7 @@ struct TestPrintEffectsPass
           else if (auto result = effect.getEffectValue<OpResult>())
             os << " result #" << result.getResultNumber();
           else
-            os << " (no value)";
+            os << " " << effect.getResource()->getName();
           os << ";";
         }
       }

@@ -91,9 +91,17 @@ static cl::opt<std::string> tokensOption(
 static cl::opt<std::string>
     tpOption("tp",
              cl::desc("Tensor-parallel degree: the routed and shared "
-                      "intermediate sizes are divided by N, one rank's shard "
+                      "intermediate sizes are divided by N (one rank's "
+                      "shard) and each layer's output is summed over the N "
+                      "ranks (moe.all_reduce; run with moe-run --ranks N) "
                       "(default: 1)"),
              cl::value_desc("N"), cl::init("1"), cl::cat(moeGenCategory));
+
+static cl::opt<bool> shardOnlyOption(
+    "shard-only",
+    cl::desc("With --tp N: one rank's shard without the collectives, runnable "
+             "on one device alone (what one GPU of a TP group computes)"),
+    cl::cat(moeGenCategory));
 
 static cl::opt<std::string>
     layersOption("layers",
@@ -188,6 +196,7 @@ static LayerOptions parseOptions() {
                                 "a non-negative integer or 'dynamic'");
   options.tp = parseCount("tp", tpOption, /*minimum=*/1, kMaxModelSize,
                           "a positive integer");
+  options.shardOnly = shardOnlyOption;
   options.layers =
       parseCount("layers", layersOption, /*minimum=*/1, kMaxLayers,
                  "a positive integer up to " + std::to_string(kMaxLayers));
@@ -248,6 +257,8 @@ static void writeHeader(raw_ostream &os, const ModelConfig &model,
   os << "// moe-gen --model " << oneLine(modelOption) << " --tokens "
      << (options.tokens ? std::to_string(*options.tokens) : "dynamic")
      << " --tp " << options.tp << " --layers " << options.layers;
+  if (options.shardOnly)
+    os << " --shard-only";
   if (options.routedInplace)
     os << " --routed-inplace";
   if (options.form == mlir::moe::Form::Tensor)

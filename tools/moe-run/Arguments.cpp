@@ -65,13 +65,84 @@ Distribution byType(const TensorDesc &t) {
 
 } // namespace
 
+int64_t moerun::groupSizeOf(const std::vector<TypedOp> &ops,
+                            std::string &error) {
+  int64_t size = 1;
+  bool seen = false;
+  for (const TypedOp &op : ops) {
+    if (op.kind != OpKind::AllReduce)
+      continue;
+    if (seen && op.groupSize != size) {
+      error = "the program's collectives have group sizes " +
+              std::to_string(size) + " and " + std::to_string(op.groupSize);
+      return -1;
+    }
+    size = op.groupSize;
+    seen = true;
+  }
+  return size;
+}
+
+namespace {
+/// The tensor-parallel split of the expert weights' arguments: the
+/// dimension (of the argument's shape) and its segments, by operand.
+struct Split {
+  int dim = -1;
+  int64_t segments = 1;
+};
+
+std::vector<Split> tensorParallelSplits(const ModuleDescription &d,
+                                        const std::vector<TypedOp> &ops) {
+  std::vector<Split> split(d.args.size());
+  auto mark = [&](const TypedOp &op, int operand, bool rows) {
+    if (operand < 0)
+      return;
+    const Operand &o = op.operands[size_t(operand)];
+    if (!o.isArg)
+      return;
+    int rank = int(d.args[size_t(o.index)].shape.size());
+    // w13 (and its scales): the rows, gate and up; w2: the columns.
+    split[size_t(o.index)] = rows ? Split{rank - 2, 2} : Split{rank - 1, 1};
+  };
+  for (const TypedOp &op : ops)
+    if (op.kind == OpKind::RoutedExperts || op.kind == OpKind::SharedExperts) {
+      mark(op, op.w13, true);
+      mark(op, op.w13Scale, true);
+      mark(op, op.w2, false);
+      mark(op, op.w2Scale, false);
+    }
+  return split;
+}
+} // namespace
+
 std::vector<ArgumentData>
 moerun::argumentData(const ModuleDescription &d,
-                     const std::vector<TypedOp> *ops) {
+                     const std::vector<TypedOp> *ops, int64_t rank,
+                     int64_t tp) {
   std::vector<ArgumentData> out(d.args.size());
   std::vector<int64_t> scalesOf = fp8ScalesOf(d);
+  std::vector<Split> split(d.args.size());
+  if (ops && tp > 1)
+    split = tensorParallelSplits(d, *ops);
+  // The whole tensor of argument a, and where this rank's shard lies in it.
+  auto whole = [&](size_t a) {
+    TensorDesc t = d.args[a];
+    if (split[a].dim >= 0 && t.shape[size_t(split[a].dim)] >= 0)
+      t.shape[size_t(split[a].dim)] *= tp;
+    return t;
+  };
   for (size_t a = 0; a < d.args.size(); ++a) {
-    const TensorDesc &t = d.args[a];
+    if (split[a].dim >= 0) {
+      ShardMap &s = out[a].shard;
+      s.shape = d.args[a].shape;
+      s.dim = split[a].dim;
+      s.segments = split[a].segments;
+      s.parts = tp;
+      s.index = rank;
+    }
+  }
+  for (size_t a = 0; a < d.args.size(); ++a) {
+    const TensorDesc t = whole(a);
     ArgumentData &data = out[a];
     data.stream = t.name;
     data.dist = byType(t);
@@ -80,7 +151,7 @@ moerun::argumentData(const ModuleDescription &d,
     // The block scales of an fp8 weight: from the weight's would-be values,
     // on its stream.
     if (int64_t w = scalesOf[a]; w >= 0) {
-      const TensorDesc &weight = d.args[size_t(w)];
+      const TensorDesc weight = whole(size_t(w));
       Distribution wd = byType(weight);
       if (wd.kind == Distribution::Kind::Fp8Weight) {
         data.dist = wd;

@@ -292,8 +292,22 @@ float moerun::fp8BlockScale(const Distribution &dist, uint64_t key,
   return std::max(amax, 1e-10f) / float(kE4M3Max);
 }
 
+int64_t moerun::ShardMap::operator()(int64_t i) const {
+  if (identity())
+    return i;
+  int64_t inner = 1;
+  for (size_t d = size_t(dim) + 1; d < shape.size(); ++d)
+    inner *= shape[d];
+  const int64_t local = shape[size_t(dim)], segment = local / segments;
+  const int64_t outer = i / (local * inner), c = i / inner % local;
+  const int64_t whole = c / segment * segment * parts + index * segment +
+                        c % segment;
+  return (outer * local * parts + whole) * inner + i % inner;
+}
+
 void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
-                       const Distribution &dist, uint64_t key) {
+                       const Distribution &dist, uint64_t key,
+                       const ShardMap &shard) {
   using Kind = Distribution::Kind;
   if (end <= begin)
     return; // Nothing to fill; `data` may be null (an empty buffer).
@@ -335,8 +349,9 @@ void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
     std::vector<float> scales(static_cast<size_t>(CB));
     int64_t cachedBand = -1;
     for (int64_t i = begin; i < end; ++i) {
-      int64_t m = i / (dist.rows * dist.cols);
-      int64_t r = i / dist.cols % dist.rows, c = i % dist.cols;
+      const int64_t g = shard(i);
+      int64_t m = g / (dist.rows * dist.cols);
+      int64_t r = g / dist.cols % dist.rows, c = g % dist.cols;
       int64_t band = m * RB + r / dist.block;
       if (band != cachedBand) {
         for (int64_t b = 0; b < CB; ++b)
@@ -344,7 +359,7 @@ void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
         cachedBand = band;
       }
       // fp32 division, then one rounding to e4m3 (storeElement).
-      float q = float(fp8WouldBeWeight(dist, key, i)) /
+      float q = float(fp8WouldBeWeight(dist, key, g)) /
                 scales[size_t(c / dist.block)];
       storeElement(data, dtype, i, double(q));
     }
@@ -353,21 +368,24 @@ void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
   if (dist.kind == Kind::Fp8Scale) {
     const int64_t RB = blocksOf(dist.rows, dist.block);
     const int64_t CB = blocksOf(dist.cols, dist.block);
-    for (int64_t i = begin; i < end; ++i)
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t g = shard(i);
       storeElement(data, dtype, i,
-                   double(fp8BlockScale(dist, key, i / (RB * CB),
-                                        i / CB % RB, i % CB)));
+                   double(fp8BlockScale(dist, key, g / (RB * CB),
+                                        g / CB % RB, g % CB)));
+    }
     return;
   }
   for (int64_t i = begin; i < end; ++i) {
+    const int64_t g = shard(i);
     double value = 0;
     switch (dist.kind) {
     case Kind::Normal:
-      value = normalValue(key, i, dist.stddev);
+      value = normalValue(key, g, dist.stddev);
       break;
     case Kind::Uniform:
       value = dist.low +
-              (dist.high - dist.low) * uniformOf(splitmix64(key, uint64_t(i)));
+              (dist.high - dist.low) * uniformOf(splitmix64(key, uint64_t(g)));
       break;
     default:
       value = 0;
@@ -377,7 +395,8 @@ void moerun::fillRange(void *data, DType dtype, int64_t begin, int64_t end,
 }
 
 void moerun::fill(void *data, DType dtype, int64_t count,
-                  const Distribution &dist, uint64_t key, unsigned threads) {
+                  const Distribution &dist, uint64_t key, unsigned threads,
+                  const ShardMap &shard) {
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
   // Below ~1M draws threads cost more than they save. An fp8 weight draws
@@ -393,14 +412,14 @@ void moerun::fill(void *data, DType dtype, int64_t count,
   if (dist.kind == Distribution::Kind::DistinctIds)
     chunks = 1; // rows are shuffled whole
   if (chunks <= 1) {
-    fillRange(data, dtype, 0, count, dist, key);
+    fillRange(data, dtype, 0, count, dist, key, shard);
     return;
   }
   std::vector<std::thread> workers;
   for (int64_t c = 0; c < chunks; ++c) {
     int64_t begin = count * c / chunks, end = count * (c + 1) / chunks;
     workers.emplace_back(
-        [=] { fillRange(data, dtype, begin, end, dist, key); });
+        [=, &shard] { fillRange(data, dtype, begin, end, dist, key, shard); });
   }
   for (auto &w : workers)
     w.join();

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace moerun {
 
@@ -108,6 +109,20 @@ float fp8BlockScale(const Distribution &dist, uint64_t key, int64_t matrix,
 /// The would-be (bf16-rounded) value of element `index` of that weight.
 double fp8WouldBeWeight(const Distribution &dist, uint64_t key, int64_t index);
 
+/// Where the elements of one rank's shard lie in the whole tensor (tensor
+/// parallelism): dimension `dim` of the shard's `shape` is `segments` equal
+/// segments (w13's gate and up rows: 2), each the `index`-th of `parts` equal
+/// parts of the whole tensor's segment. The default maps i to i.
+struct ShardMap {
+  std::vector<int64_t> shape;
+  int dim = -1;
+  int64_t segments = 1, parts = 1, index = 0;
+
+  bool identity() const { return dim < 0 || parts == 1; }
+  /// The whole tensor's flat index of the shard's element `i`.
+  int64_t operator()(int64_t i) const;
+};
+
 /// The key of an argument's stream: splitmix64 of the seed, xor the FNV-1a
 /// hash of its name.
 uint64_t streamKey(uint64_t seed, std::string_view name);
@@ -116,11 +131,15 @@ uint64_t streamKey(uint64_t seed, std::string_view name);
 /// `key`. Element i depends only on (key, i), so the result does not depend
 /// on how the range is split (fill() uses several threads). Fp8Weight and
 /// Fp8Scale take the weight's key (the scales are a function of it).
+/// With a `shard`, element i gets the value of element shard(i) of the
+/// whole tensor (`dist` describes the whole: its fp8 rows and columns).
 void fillRange(void *data, DType dtype, int64_t begin, int64_t end,
-               const Distribution &dist, uint64_t key);
+               const Distribution &dist, uint64_t key,
+               const ShardMap &shard = ShardMap());
 /// fillRange over [0, count) on up to `threads` threads (0: hardware).
 void fill(void *data, DType dtype, int64_t count, const Distribution &dist,
-          uint64_t key, unsigned threads = 0);
+          uint64_t key, unsigned threads = 0,
+          const ShardMap &shard = ShardMap());
 
 } // namespace moerun
 

@@ -593,6 +593,9 @@ bool analyzeContractOp(int64_t T, const contract::OpSpec &spec,
   } else if (op.name == "moe.add") {
     out.kind = OpKind::Add;
     out.scale = attr("scale")->f;
+  } else if (op.name == "moe.all_reduce") {
+    out.kind = OpKind::AllReduce;
+    out.groupSize = attr("group_size")->i;
   } else {
     return c.fail("the reference has no semantics for this op");
   }

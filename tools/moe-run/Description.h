@@ -115,7 +115,15 @@ bool byteSize(const TensorDesc &t, int64_t T, int64_t &out);
 // Typed ops (MoEOps.td semantics), for the reference checker
 //===----------------------------------------------------------------------===//
 
-enum class OpKind { Gate, TopK, RoutedExperts, SharedExperts, Add, Copy };
+enum class OpKind {
+  Gate,
+  TopK,
+  RoutedExperts,
+  SharedExperts,
+  Add,
+  Copy,
+  AllReduce
+};
 
 enum class Scoring { Softmax, Sigmoid };
 
@@ -142,6 +150,8 @@ struct TypedOp {
   bool fp8 = false;
   // add
   double scale = 1.0;
+  // all_reduce: the ranks it sums over
+  int64_t groupSize = 1;
 };
 
 /// Checks every op against its semantics at T tokens: operand count, dtypes,

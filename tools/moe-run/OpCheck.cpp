@@ -4,7 +4,9 @@
 #include "moe-runtime/OpContract.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 
 using namespace moerun;
@@ -68,7 +70,8 @@ bool moerun::checkOps(const ModuleDescription &d, int64_t T,
                       const std::vector<ObservedOp> &observed,
                       const std::vector<const void *> &args, double tolerance,
                       const CheckOptions &options, OpCheckResult &result,
-                      std::string &error) {
+                      std::string &error,
+                      const std::vector<const std::vector<ObservedOp> *> *group) {
   // What each tensor holds now, and who wrote it (-1: the caller).
   std::map<int64_t, std::pair<Bytes, int64_t>> holds;
   for (size_t a = 0; a < d.args.size(); ++a) {
@@ -114,7 +117,8 @@ bool moerun::checkOps(const ModuleDescription &d, int64_t T,
               (next < observed.size() ? observed[next].name : "nothing");
       return false;
     }
-    const ObservedOp &seen = observed[next++];
+    const size_t seenIndex = next++;
+    const ObservedOp &seen = observed[seenIndex];
     if (seen.before.size() != spec->operands.size() ||
         seen.after.size() != spec->operands.size()) {
       error = "op #" + std::to_string(i) + " was not recorded whole";
@@ -178,6 +182,71 @@ bool moerun::checkOps(const ModuleDescription &d, int64_t T,
     for (auto [j, k] : writes)
       holds[key(op.operands[k])] = {
           {seen.after[j].data(), seen.after[j].size()}, int64_t(i)};
+
+    if (spec->collective) {
+      // The sum over the ranks of what each read, op for op.
+      std::vector<const std::vector<ObservedOp> *> self = {&observed};
+      const auto &ranks = group ? *group : self;
+      std::vector<const unsigned char *> inputs;
+      for (size_t r = 0; r < ranks.size(); ++r) {
+        const std::vector<ObservedOp> &other = *ranks[r];
+        if (seenIndex >= other.size() || other[seenIndex].name != op.name ||
+            other[seenIndex].before.empty() ||
+            other[seenIndex].before[0].size() != seen.before[0].size()) {
+          error = "op #" + std::to_string(i) + " " + op.name + ": rank " +
+                  std::to_string(r) + " did not run it with the same sizes";
+          return false;
+        }
+        inputs.push_back(other[seenIndex].before[0].data());
+      }
+      const TensorDesc &out = one.args.back();
+      const DType dtype = out.dtype;
+      const int64_t n = int64_t(seen.after[1].size()) /
+                        std::max<int64_t>(dtypeBytes(dtype), 1);
+      CheckResult check;
+      for (int64_t e = 0; e < n; ++e) {
+        double sum = 0, magnitude = 0;
+        for (const unsigned char *in : inputs) {
+          double v = loadElement(in, dtype, e);
+          sum += v;
+          magnitude += std::fabs(v);
+        }
+        double expected = roundToDType(sum, dtype);
+        double got = loadElement(seen.after[1].data(), dtype, e);
+        double err = got == expected ? 0
+                     : std::isfinite(got) && magnitude > 0
+                         ? std::fabs(got - expected) / magnitude
+                         : std::numeric_limits<double>::infinity();
+        ++check.elements;
+        if (err > check.maxRelErr || (check.worstArg < 0 && e == 0)) {
+          check.maxRelErr = std::max(check.maxRelErr, err);
+          check.worstArg = int64_t(one.args.size()) - 1;
+          check.worstCoords = coordsOf(resolveShape(out.shape, T), e);
+          check.worstGot = got;
+          check.worstExpected = expected;
+        }
+      }
+      double tol = tolerance >= 0 ? tolerance : defaultTolerance(dtype);
+      ++result.checked;
+      result.worstRatio = std::max(result.worstRatio, check.maxRelErr / tol);
+      if (check.maxRelErr > tol && result.failedOp < 0) {
+        result.failedOp = int64_t(i);
+        result.kind = "numerics";
+        result.failure = check;
+        result.tolerance = tol;
+        result.failedOperand = out.name;
+        char text[256];
+        std::snprintf(text, sizeof text,
+                      "error %.3g (relative to the summed magnitudes) exceeds "
+                      "%.3g at '%s'%s (got %.6g, the sum over %zu rank(s) "
+                      "%.6g)",
+                      check.maxRelErr, tol, out.name.c_str(),
+                      joinCoords(check.worstCoords).c_str(), check.worstGot,
+                      inputs.size(), check.worstExpected);
+        result.message = text;
+      }
+      continue;
+    }
 
     one.ops.push_back(single);
     std::vector<TypedOp> typed;

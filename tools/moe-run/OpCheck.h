@@ -75,11 +75,18 @@ struct OpCheckResult {
 /// the run left them); `tolerance` < 0: the one-op default of each op's
 /// output dtype. False (with `error`) when the record does not match the
 /// description or the reference fails.
+///
+/// A collective (moe.all_reduce) is checked against the ranks' records in
+/// `group` (every rank's ops in rank order, this rank's included): its output
+/// against the sum of every rank's input, the error relative to the sum of
+/// their magnitudes. Without `group` the run is a group of one.
 bool checkOps(const ModuleDescription &d, int64_t T,
               const std::vector<ObservedOp> &observed,
               const std::vector<const void *> &args, double tolerance,
               const CheckOptions &options, OpCheckResult &result,
-              std::string &error);
+              std::string &error,
+              const std::vector<const std::vector<ObservedOp> *> *group =
+                  nullptr);
 
 } // namespace moerun
 

@@ -43,6 +43,18 @@ options:
                           round); reports each one's per-round medians, peak
                           and checksum, and whether the outputs are equal
   --rounds N              rounds of --compare (default 5)
+  --ranks N               run N ranks of the program in this process, one
+                          thread and context each (cpu: a shared-memory
+                          group; cuda: devices --device .. --device+N-1,
+                          NCCL); a tensor-parallel module (moe-gen --tp N)
+                          needs N ranks, each with its shard of the whole
+                          layer's weights; reports each rank's latency and
+                          peak (docs/multi-gpu.md)
+  --collective-timeout MS how long a collective waits for the other ranks
+                          before every rank fails (cpu group; default 60000;
+                          0 = no limit)
+  --save-output PATH      write the output arguments' bytes (rank 0's), in
+                          argument order, to PATH
   --share-weights         weights of layer l > 0 ("layers.l.*") use layer 0's
                           buffers (same values in every layer): deep layer
                           stacks fit and fill fast; the transient memory and
@@ -50,14 +62,18 @@ options:
   -h, --help              this text
 )";
 
+thread_local bool fatalThrows = false;
+
 [[noreturn]] void fatal(const char *format, ...) {
-  std::fflush(stdout);
-  std::fputs("moe-run: error: ", stderr);
   va_list args;
   va_start(args, format);
-  std::vfprintf(stderr, format, args);
+  char text[2048];
+  std::vsnprintf(text, sizeof text, format, args);
   va_end(args);
-  std::fputc('\n', stderr);
+  if (fatalThrows)
+    throw FatalError(text);
+  std::fflush(stdout);
+  std::fprintf(stderr, "moe-run: error: %s\n", text);
   std::exit(1);
 }
 
@@ -248,6 +264,14 @@ Options parseOptions(int argc, char **argv) {
         fatal("--compare expects a module path");
     } else if (name == "--rounds") {
       o.rounds = intOption(name, needValue(), 1, 1000000);
+    } else if (name == "--ranks") {
+      o.ranks = intOption(name, needValue(), 1, 1024);
+    } else if (name == "--collective-timeout") {
+      o.collectiveTimeoutMs = intOption(name, needValue(), 0, 86400000);
+    } else if (name == "--save-output") {
+      o.saveOutput = needValue();
+      if (o.saveOutput.empty())
+        fatal("--save-output expects a path");
     } else if (name == "--share-weights") {
       flag();
       o.shareWeights = true;
@@ -273,6 +297,10 @@ Options parseOptions(int argc, char **argv) {
   if (!o.compare.empty() && o.check)
     fatal("--check and --compare do not go together: check each module on "
           "its own");
+  if (o.ranks > 0 && !o.compare.empty())
+    fatal("--ranks and --compare do not go together");
+  if (o.ranks > 0 && o.shareWeights)
+    fatal("--ranks and --share-weights do not go together");
   if (!o.tuningFile.empty() && o.backend != MOERT_BACKEND_CUDA)
     fatal("--tuning-file configures the CUDA kernels (needs --backend cuda)");
   return o;

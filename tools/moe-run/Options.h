@@ -5,6 +5,7 @@
 #include "moe-runtime/moe_runtime.h"
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace moerun {
@@ -30,14 +31,24 @@ struct Options {
   int64_t rounds = 5;
   /// --share-weights: layer l's weights are layer 0's buffers.
   bool shareWeights = false;
+  /// --ranks N (0: not given): N ranks in this process.
+  int64_t ranks = 0;
+  int64_t collectiveTimeoutMs = 60000;
+  /// --save-output PATH: the output arguments' bytes.
+  std::string saveOutput;
 };
 
 /// Parses the command line; prints the usage or a one-line error and exits
 /// on bad input.
 Options parseOptions(int argc, char **argv);
 
-/// "moe-run: error: ..." on stderr, then exit(1).
+/// "moe-run: error: ..." on stderr, then exit(1); on a thread with
+/// `fatalThrows` set (a rank of --ranks), throws FatalError instead.
 [[noreturn]] void fatal(const char *format, ...);
+struct FatalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+extern thread_local bool fatalThrows;
 /// "moe-run: warning: ..." on stderr.
 void warning(const char *format, ...);
 

@@ -197,6 +197,9 @@ bool Interpreter::classify(std::string &error) {
     case OpKind::Add:
       perToken = {0, 1, 2};
       break;
+    case OpKind::AllReduce:
+      perToken = {0, 1};
+      break;
     case OpKind::Copy:
       break;
     }
@@ -648,6 +651,15 @@ bool Interpreter::runToken(int64_t t, std::vector<Variant> &variants,
         double *outRow = rowOf(2);
         for (int64_t h = 0; h < op.H; ++h)
           outRow[h] = roundToDType(scale * lhs[h] + rhs[h], type(2));
+        break;
+      }
+      case OpKind::AllReduce: {
+        // The reference runs one rank: a group of one, whose sum is the
+        // input (moe-run checks a group's sum op by op, OpCheck.h).
+        const double *in = rowOf(0);
+        double *outRow = rowOf(1);
+        for (int64_t h = 0; h < op.H; ++h)
+          outRow[h] = roundToDType(in[h], type(1));
         break;
       }
       case OpKind::Copy: {

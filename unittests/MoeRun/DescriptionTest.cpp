@@ -175,7 +175,7 @@ TEST(DescriptionTest, ChecksOpsAgainstTheirSemantics) {
   EXPECT_EQ(analyzeError(edited("\"op\": \"moe.add\"", "\"op\": \"moe.mul\"")),
             "op 4 (moe.mul): unknown op (the reference checker knows "
             "moe.gate, moe.topk, moe.routed_experts, moe.shared_experts, "
-            "moe.add and memref.copy)");
+            "moe.add, moe.all_reduce and memref.copy)");
   EXPECT_EQ(
       analyzeError(edited("{\"buffer\": 3}, {\"buffer\": 4}, {\"arg\": 7}",
                           "{\"buffer\": 3}, {\"buffer\": 4}")),

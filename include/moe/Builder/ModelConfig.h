@@ -110,8 +110,12 @@ struct LayerOptions {
   /// Tokens per batch; nullopt: dynamic (memref<?x...>).
   std::optional<int64_t> tokens;
   /// Tensor-parallel degree: the routed and shared intermediate sizes are
-  /// divided by it (one rank's shard).
+  /// divided by it (one rank's shard), and each layer's output is summed
+  /// over the ranks (moe.all_reduce, group_size = tp) unless `shardOnly`.
   int64_t tp = 1;
+  /// One rank's shard without the collectives: what one device computes of
+  /// a tensor-parallel layer, runnable alone (single-device studies).
+  bool shardOnly = false;
   /// MoE layers chained in the function, each layer's output the next one's
   /// input.
   int64_t layers = 1;

@@ -88,3 +88,15 @@ func.func @copies(%a: memref<?x64xbf16>, %b: memref<?x64xbf16>, %c: memref<8x64x
   memref.copy %v, %d : memref<4x64xbf16, strided<[128, 1]>> to memref<4x64xbf16>
   return
 }
+
+// -----
+
+// A collective lowers like any op: its entry point's arguments in the
+// contract's order (input, output, dtype, T, H, group_size).
+// CHECK-LABEL: func.func @all_reduce
+// CHECK:       call @moert_all_reduce({{.*}}) : (!llvm.ptr, !llvm.ptr, i32, i64, i64, i64) -> i32
+// CHECK-NOT:   moe.
+func.func @all_reduce(%x: memref<?x64xbf16>) {
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%x : memref<?x64xbf16>) {group_size = 4 : i64}
+  return
+}

@@ -234,6 +234,11 @@ void mlir::moe::getContractEffects(
   for (size_t i = 0; i < operands.size(); ++i)
     if (opOperands[i] && spec->operands[i].role == contract::Role::Output)
       effects.emplace_back(MemoryEffects::Write::get(), opOperands[i], resource);
+  // Every rank must run the collectives in one order: each writes the
+  // communicator, so no analysis reorders two of them.
+  if (spec->collective)
+    effects.emplace_back(MemoryEffects::Write::get(),
+                         CommunicatorResource::get());
 }
 
 bool mlir::moe::hasWorkspace(Operation *op) {

@@ -27,6 +27,8 @@ static bool mayWrite(Operation *op, Value value) {
     if (!isa<MemoryEffects::Write, MemoryEffects::Free>(effect.getEffect()))
       continue;
     Value written = effect.getValue();
+    if (!written && !isa<SideEffects::DefaultResource>(effect.getResource()))
+      continue; // not memory (e.g. the communicator of a collective)
     if (!written || mayAlias(written, value))
       return true;
   }

@@ -23,6 +23,30 @@ mlir::moe::schedulePeakMemory(Block &block, int64_t tokenHint,
     return failure();
   }
   PeakMemorySchedule schedule = moe::schedulePeakMemory(model, options);
+  // Every rank must meet the others at the same collectives in the same
+  // order (or they deadlock). Collectives write the communicator, so the
+  // dependence graph orders them; this checks the result, whatever the
+  // search did.
+  auto isCollective = [](Operation *op) {
+    return op
+        ->walk([](Operation *nested) {
+          const contract::OpSpec *spec = getContract(nested);
+          return spec && spec->collective ? WalkResult::interrupt()
+                                          : WalkResult::advance();
+        })
+        .wasInterrupted();
+  };
+  int lastCollective = -1;
+  for (unsigned node : schedule.order) {
+    if (!isCollective(model.getNodes()[node].op))
+      continue;
+    if (int(node) < lastCollective) {
+      error = "the schedule would reorder collectives (every rank must run "
+              "them in one order)";
+      return failure();
+    }
+    lastCollective = int(node);
+  }
   // Applying the input order still places allocations and deallocations
   // next to their uses.
   model.applyOrder(schedule.order);

@@ -40,3 +40,13 @@ func.func @fp8(%x: memref<?x256xbf16>, %ids: memref<?x2xi32>, %w: memref<?x2xf32
   moe.routed_experts ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%r : memref<?x256xbf16>)
   return
 }
+
+// A collective reads its input, writes its output and the communicator (its
+// order with other collectives is kept).
+func.func @all_reduce(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
+  // CHECK: remark: effects: read operand #0; write operand #1; write moe.communicator;{{$}}
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%y : memref<?x64xbf16>) {group_size = 4 : i64}
+  // CHECK: remark: effects: read operand #0; write operand #1; write moe.communicator;{{$}}
+  moe.all_reduce ins(%y : memref<?x64xbf16>) outs(%y : memref<?x64xbf16>) {group_size = 4 : i64}
+  return
+}

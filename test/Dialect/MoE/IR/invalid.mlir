@@ -646,3 +646,35 @@ func.func @fp8_e5m2(%x: memref<?x256xbf16>, %sw13: memref<256x256xf8E5M2>, %sw2:
   moe.shared_experts ins(%x, %sw13, %sw2 : memref<?x256xbf16>, memref<256x256xf8E5M2>, memref<256x128xf8E5M2>) scales(%s13, %s2 : memref<2x2xf32>, memref<2x1xf32>) outs(%o : memref<?x256xbf16>)
   return
 }
+
+// -----
+
+func.func @all_reduce_group(%x: memref<?x64xbf16>) {
+  // expected-error @+1 {{group_size must be at least 1, got 0}}
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%x : memref<?x64xbf16>) {group_size = 0 : i64}
+  return
+}
+
+// -----
+
+func.func @all_reduce_no_group(%x: memref<?x64xbf16>) {
+  // expected-error @+1 {{requires attribute 'group_size'}}
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%x : memref<?x64xbf16>)
+  return
+}
+
+// -----
+
+func.func @all_reduce_dtype(%x: memref<?x64xbf16>, %y: memref<?x64xf32>) {
+  // expected-error @+1 {{element types of 'input' ('bf16') and 'output' ('f32') must match}}
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%y : memref<?x64xf32>) {group_size = 2 : i64}
+  return
+}
+
+// -----
+
+func.func @all_reduce_shape(%x: memref<?x64xbf16>, %y: memref<?x32xbf16>) {
+  // expected-error @+1 {{hidden size mismatch}}
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%y : memref<?x32xbf16>) {group_size = 2 : i64}
+  return
+}

@@ -71,3 +71,14 @@ func.func @fp8(%x: memref<?x256xbf16>, %ids: memref<?x2xi32>, %w: memref<?x2xf32
   moe.routed_experts inplace ins(%x, %ids, %w, %w13, %w2 : memref<?x256xbf16>, memref<?x2xi32>, memref<?x2xf32>, memref<4x256x256xf8E4M3FN>, memref<4x256x128xf8E4M3FN>) scales(%s13, %s2 : memref<4x2x2xf32>, memref<4x2x1xf32>) outs(%x : memref<?x256xbf16>)
   return
 }
+
+// Tensor parallelism's sum over the ranks, out of place and in place.
+// CHECK-LABEL: func.func @all_reduce
+// CHECK: moe.all_reduce ins(%{{.*}} : memref<?x64xbf16>) outs(%{{.*}} : memref<?x64xbf16>) {group_size = 8 : i64}
+// CHECK: moe.all_reduce ins(%[[Y:.*]] : memref<?x64xbf16>) outs(%[[Y]] : memref<?x64xbf16>) {group_size = 8 : i64}
+// GENERIC: "moe.all_reduce"
+func.func @all_reduce(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
+  moe.all_reduce ins(%x : memref<?x64xbf16>) outs(%y : memref<?x64xbf16>) {group_size = 8 : i64}
+  moe.all_reduce ins(%y : memref<?x64xbf16>) outs(%y : memref<?x64xbf16>) {group_size = 8 : i64}
+  return
+}

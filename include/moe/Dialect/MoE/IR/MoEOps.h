@@ -35,6 +35,13 @@ inline constexpr llvm::StringLiteral kWorkspaceOffsetAttrName =
 /// Unit attribute of the `memref.alloc` of a function's arena.
 inline constexpr llvm::StringLiteral kArenaAttrName = "moe.arena";
 
+/// The communicator of a run: collectives (the op contract's `collective`
+/// ops, e.g. moe.all_reduce) write it, so analyses keep their order.
+struct CommunicatorResource
+    : public SideEffects::Resource::Base<CommunicatorResource> {
+  StringRef getName() final { return "moe.communicator"; }
+};
+
 /// Bytes of one element of a moe buffer (bf16/f16: 2, f32/i32: 4).
 int64_t getElementBytes(Type elementType);
 

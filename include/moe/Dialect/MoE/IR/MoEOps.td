@@ -243,4 +243,35 @@ def MoE_AddOp : MoE_Op<"add"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// moe.all_reduce
+//===----------------------------------------------------------------------===//
+
+def MoE_AllReduceOp : MoE_Op<"all_reduce"> {
+  let summary = "collective: output = the sum of input over the ranks";
+  let description = [{
+    Tensor parallelism's sum: every rank of the program's group (the
+    communicator of the run, `group_size` ranks, docs/multi-gpu.md) passes its
+    partial result `input`; each rank's `output` receives the elementwise sum
+    over the ranks, the same bits on every rank. `output` may be `input` (in
+    place). Reads `input`, writes `output` and the communicator: a collective
+    keeps its order with every other collective, so every rank runs them in
+    the same order. Workspace: none.
+
+    ```mlir
+    moe.all_reduce ins(%y : memref<?x7168xbf16>) outs(%y : memref<?x7168xbf16>)
+                   {group_size = 4 : i64}
+    ```
+  }];
+  let arguments = (ins
+    MoE_Shaped:$input,
+    MoE_Shaped:$output,
+    I64Attr:$group_size);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    `ins` `(` $input `:` type($input) `)`
+    `outs` `(` $output `:` type($output) `)` attr-dict (`->` type($results)^)?
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD
