@@ -95,6 +95,8 @@ public:
   }
 
   moert_backend kind() const override { return MOERT_BACKEND_CUDA; }
+  int device() const override { return device_; }
+  void *nativeStream() const override { return stream_; }
   std::string describe() const override { return name_; }
 
   moert_status allocate(int64_t bytes, void **out,
