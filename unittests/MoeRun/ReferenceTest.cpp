@@ -117,6 +117,9 @@ struct Data {
       case OpKind::Add:
         moert_add(p(0), p(1), p(2), t(0), T, op.H, float(op.scale));
         break;
+      case OpKind::AllReduce:
+        moert_all_reduce(p(0), p(1), t(0), T, op.H, op.groupSize);
+        break;
       case OpKind::Copy: {
         int64_t bytes;
         byteSize(d.tensor(op.operands[0]), T, bytes);

@@ -190,6 +190,9 @@ void moe_entry(void **args, int64_t T) {
     case OpKind::Add:
       moert_add(ptr(0), ptr(1), ptr(2), dt(0), T, op.H, float(op.scale));
       break;
+    case OpKind::AllReduce:
+      moert_all_reduce(ptr(0), ptr(1), dt(0), T, op.H, op.groupSize);
+      break;
     case OpKind::Copy: {
       int64_t bytes = 0;
       byteSize(d.tensor(op.operands[0]), T, bytes);
