@@ -263,8 +263,9 @@ MOERT_API int32_t moert_comm_size(const moert_comm *comm);
 /* Ends the group: every rank's waiting or later collective fails with
  * `reason`. Idempotent; the first reason is kept. */
 MOERT_API void moert_comm_abort(moert_comm *comm, const char *reason);
-/* How long a collective waits for the other ranks before it fails (CPU
- * group; default 60000 ms, 0 = no limit). */
+/* How long a collective waits on the host for the other ranks to arrive
+ * before it fails (default 60000 ms, 0 = no limit). On CUDA the ranks meet on
+ * the host before NCCL is called; NCCL's own waits run on the devices. */
 MOERT_API moert_status moert_comm_set_timeout(moert_comm *comm,
                                               int64_t milliseconds);
 /* Attaches `comm` to `ctx` (same backend and device), or detaches with NULL.

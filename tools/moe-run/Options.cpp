@@ -50,9 +50,9 @@ options:
                           needs N ranks, each with its shard of the whole
                           layer's weights; reports each rank's latency and
                           peak (docs/multi-gpu.md)
-  --collective-timeout MS how long a collective waits for the other ranks
-                          before every rank fails (cpu group; default 60000;
-                          0 = no limit)
+  --collective-timeout MS how long a collective waits on the host for the
+                          other ranks to arrive before every rank fails
+                          (default 60000; 0 = no limit)
   --save-output PATH      write the output arguments' bytes (rank 0's), in
                           argument order, to PATH
   --share-weights         weights of layer l > 0 ("layers.l.*") use layer 0's
