@@ -108,7 +108,7 @@ void runRank(const Options &opt, const Module &module,
               hex64(rank.iterations.checksums.front()).c_str());
       rank.record = std::move(recorder.ops);
     }
-  } catch (const FatalError &e) {
+  } catch (const std::exception &e) { // FatalError, or out of host memory
     rank.error = e.what();
     // The others must not wait for this rank's next collective.
     moert_comm_abort(rank.comm,
