@@ -158,7 +158,9 @@ MOERT_API moert_status moert_set_memory_limit(moert_context *ctx,
                                               int64_t bytes);
 MOERT_API moert_status moert_set_allocation_mode(moert_context *ctx,
                                                  moert_alloc_mode mode);
-/* Returns cached free blocks to the backend (caching mode). */
+/* Returns cached free blocks to the backend (caching mode), and what the
+ * backend keeps for reuse to the system (CUDA: the device memory pool keeps
+ * freed memory mapped between runs; this trims it). */
 MOERT_API moert_status moert_empty_cache(moert_context *ctx);
 
 /* On the current context. Failure: NULL, the error becomes sticky. */

@@ -182,6 +182,7 @@ moert_alloc_mode Allocator::getMode() {
 void Allocator::emptyCache() {
   std::lock_guard<std::mutex> lock(mutex);
   emptyCacheLocked();
+  backend.trim();
 }
 
 void Allocator::emptyCacheLocked() {

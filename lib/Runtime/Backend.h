@@ -130,6 +130,9 @@ public:
                                 std::string &error) = 0;
   /// Releases memory from allocate (`bytes` is the size asked for then).
   virtual void deallocate(void *ptr, int64_t bytes) = 0;
+  /// Gives memory the backend keeps for reuse after deallocate (CUDA: the
+  /// device pool's unused memory) back to the system.
+  virtual void trim() {}
   /// Waits for every op enqueued so far; reports asynchronous failures.
   virtual moert_status synchronize(std::string &error) = 0;
 

@@ -4,7 +4,14 @@
 // one device and one non-blocking stream owned by the backend:
 //   - allocate/deallocate are stream-ordered (cudaMallocAsync/cudaFreeAsync
 //     on that stream), so freeing memory that enqueued work still uses is
-//     safe without synchronising the device; copies run on the same stream
+//     safe without synchronising the device. The device's memory pool keeps
+//     what was freed (release threshold: no limit) instead of unmapping it at
+//     every synchronization: otherwise each run maps its memory again on the
+//     host before its first kernel, and a run that allocates one large arena
+//     up front (a planned module) waits for all of it at once, where buffer
+//     by buffer the mapping overlaps earlier kernels. trim() gives the pool's
+//     unused memory back (moert_empty_cache, and before retrying an
+//     allocation that ran out of memory); copies run on the same stream
 //     (host copies then wait for it);
 //   - every op is enqueued on the stream and returns at once; asynchronous
 //     failures surface in synchronize();
@@ -23,6 +30,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -86,6 +94,15 @@ public:
                           cudaHostAllocDefault),
             "cudaHostAlloc", error))
       return false;
+    cudaMemPool_t pool = nullptr;
+    uint64_t keep = UINT64_MAX;
+    if (!ok(cudaDeviceGetDefaultMemPool(&pool, device_),
+            "cudaDeviceGetDefaultMemPool", error) ||
+        !ok(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold,
+                                    &keep),
+            "cudaMemPoolSetAttribute", error))
+      return false;
+    pool_ = pool;
     if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) {
       cublas_ = nullptr;
       error = "cublasCreate failed";
@@ -104,6 +121,12 @@ public:
     cudaSetDevice(device_);
     void *ptr = nullptr;
     cudaError_t err = cudaMallocAsync(&ptr, size_t(bytes), stream_);
+    if (err == cudaErrorMemoryAllocation) {
+      // Memory the pool keeps may be what fills the device.
+      cudaGetLastError();
+      trim();
+      err = cudaMallocAsync(&ptr, size_t(bytes), stream_);
+    }
     if (err != cudaSuccess) {
       cudaGetLastError(); // not sticky: clear it
       error = name_ + ": cudaMallocAsync of " + std::to_string(bytes) +
@@ -119,6 +142,13 @@ public:
     }
     *out = ptr;
     return MOERT_SUCCESS;
+  }
+
+  void trim() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_); // frees enqueued before are then unused
+    if (pool_)
+      cudaMemPoolTrimTo(pool_, 0);
   }
 
   void deallocate(void *ptr, int64_t) override {
@@ -325,6 +355,7 @@ private:
   int device_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
+  cudaMemPool_t pool_ = nullptr;
   cudaEvent_t timerStart_ = nullptr, timerStop_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   int32_t *validPairs_ = nullptr;
